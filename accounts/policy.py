@@ -1,0 +1,70 @@
+"""Who may do what: one rule shape for teams here and for projects in ``projects.policy``.
+
+Every check turns an effective role into allow or a typed error. Something the user may not even
+see answers 404, so that private names do not leak; something they see but may not change answers
+403, or 401 when nobody is logged in.
+"""
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.models import Membership, Team, User
+from accounts.roles import Role
+from core.errors import NotAuthenticated, NotFound, PermissionDenied
+
+AnyUser = User | AnonymousUser
+
+
+def require_role(
+    user: AnyUser, *, role: Role | None, needed: Role, visible: bool, what: str
+) -> None:
+    """Allow when ``role`` reaches ``needed``; otherwise raise the error the caller should see."""
+    if role is not None and role.at_least(needed):
+        return
+    if not visible:
+        raise NotFound(f"No {what} here, or you may not see it.")
+    if not user.is_authenticated:
+        raise NotAuthenticated("Log in or send an API token (Authorization: Bearer ...) first.")
+    raise PermissionDenied(
+        f"This needs the {needed.value} role on {what}; ask one of its admins or owners."
+    )
+
+
+class TeamAction(StrEnum):
+    VIEW = "view"  # the team's public profile
+    VIEW_MEMBERS = "view_members"
+    CREATE_PROJECT = "create_project"
+    MANAGE = "manage"  # settings and members
+    DELETE = "delete"  # the team itself, and granting ownership
+
+
+_TEAM_NEEDS = {
+    TeamAction.VIEW_MEMBERS: Role.VIEWER,
+    TeamAction.CREATE_PROJECT: Role.MEMBER,
+    TeamAction.MANAGE: Role.ADMIN,
+    TeamAction.DELETE: Role.OWNER,
+}
+
+
+def team_role(user: AnyUser, team: Team) -> Role | None:
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.OWNER
+    role = Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True)
+    found = role.first()
+    return Role(found) if found else None
+
+
+def authorize_team(user: AnyUser, team: Team, action: TeamAction) -> None:
+    if action == TeamAction.VIEW:
+        return
+    role = team_role(user, team)
+    require_role(
+        user,
+        role=role,
+        needed=_TEAM_NEEDS[action],
+        visible=True,
+        what=f"team {team.name}",
+    )

@@ -1,0 +1,23 @@
+from django.db.models import QuerySet
+
+from accounts.models import ApiToken, Membership, Team, User
+from core.errors import NotFound
+
+
+def team_get(name: str) -> Team:
+    team = Team.objects.filter(name__iexact=name).first()
+    if team is None:
+        raise NotFound(f"No team named '{name}'.")
+    return team
+
+
+def teams_of(user: User) -> QuerySet[Team]:
+    return Team.objects.filter(memberships__user=user).order_by("name")
+
+
+def team_memberships(team: Team) -> QuerySet[Membership]:
+    return team.memberships.select_related("user").order_by("user__username")
+
+
+def api_tokens_of(user: User) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

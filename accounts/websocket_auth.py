@@ -1,0 +1,48 @@
+"""Websocket authentication: an API token (header or ``?token=``), else the session cookie.
+
+Browsers cannot set headers on a websocket, so the UI relies on its session cookie; the CLI
+sends its token in the ``Authorization`` header, and the query parameter serves clients that
+can do neither.
+"""
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.authentication import bearer_secret
+from accounts.models import User
+from accounts.services import api_token_authenticate
+
+Scope = dict[str, Any]
+
+
+def _token_from_scope(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return bearer_secret(value.decode("latin-1"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    values = query.get("token")
+    return values[0] if values else None
+
+
+@database_sync_to_async
+def _user_for_token(secret: str) -> User | AnonymousUser:
+    # Websocket messages only read, so a token of either scope will do.
+    token = api_token_authenticate(secret)
+    return token.user if token is not None else AnonymousUser()
+
+
+class TokenOrSessionAuthMiddleware:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.session_stack = AuthMiddlewareStack(inner)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        secret = _token_from_scope(scope)
+        if secret is None:
+            return await self.session_stack(scope, receive, send)
+        scope = dict(scope, user=await _user_for_token(secret))
+        return await self.inner(scope, receive, send)

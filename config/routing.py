@@ -1,0 +1,9 @@
+"""Websocket routes. Later apps add their consumers here."""
+
+from django.urls import path
+
+from projects.consumers import EventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/v1/events", EventsConsumer.as_asgi()),
+]

@@ -1,0 +1,28 @@
+"""URL routes: the REST API under /api/v1/, its schema and docs, the admin and /healthz."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.api.errors import api_not_found
+from core.health import healthz
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("projects.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Any other path under /api/ answers with the API's JSON error body, not an HTML page.
+    path("api/<path:rest>", api_not_found),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+]
+
+handler400 = "core.api.errors.bad_request"
+handler500 = "core.api.errors.server_error"

@@ -1,0 +1,56 @@
+from django.db.models import Exists, OuterRef, Q
+
+from accounts.models import Membership
+from accounts.policy import AnyUser
+from projects.models import Project, ProjectMember, ProjectQuerySet, Visibility
+from projects.policy import ProjectAction, authorize_project
+from core.errors import NotFound
+
+
+def project_find(owner: str, name: str) -> Project:
+    """The project ``owner/name`` (names are case-insensitive), whoever may see it."""
+    project = (
+        Project.objects.with_owner()
+        .filter(Q(owner_user__username__iexact=owner) | Q(owner_team__name__iexact=owner))
+        .filter(name__iexact=name)
+        .first()
+    )
+    if project is None:
+        raise NotFound(f"No project {owner}/{name} here, or you may not see it.")
+    return project
+
+
+def project_get(user: AnyUser, owner: str, name: str, action: ProjectAction) -> Project:
+    """The project ``owner/name`` if ``user`` may do ``action`` on it; raises otherwise."""
+    project = project_find(owner, name)
+    authorize_project(user, project, action)
+    return project
+
+
+def projects_visible_to(user: AnyUser) -> ProjectQuerySet:
+    projects = Project.objects.with_owner().order_by("id")
+    if user.is_authenticated and user.is_superuser:
+        return projects
+    public = Q(visibility=Visibility.PUBLIC)
+    if not user.is_authenticated:
+        return projects.filter(public)
+    in_team = Exists(Membership.objects.filter(team=OuterRef("owner_team"), user_id=user.pk))
+    collaborator = Exists(ProjectMember.objects.filter(project=OuterRef("pk"), user_id=user.pk))
+    return projects.filter(public | Q(owner_user_id=user.pk) | in_team | collaborator)
+
+
+def projects_filtered(
+    user: AnyUser, *, owner: str | None = None, search: str | None = None
+) -> ProjectQuerySet:
+    projects = projects_visible_to(user)
+    if owner:
+        projects = projects.filter(
+            Q(owner_user__username__iexact=owner) | Q(owner_team__name__iexact=owner)
+        )
+    if search:
+        projects = projects.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return projects
+
+
+def project_members(project: Project) -> list[ProjectMember]:
+    return list(project.members.select_related("user").order_by("user__username"))

@@ -1,0 +1,130 @@
+"""Every change to projects and their collaborators goes through these functions."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Team, User
+from accounts.policy import TeamAction, authorize_team
+from accounts.roles import Role
+from accounts.services import user_get
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from projects.events import project_event_publish
+from projects.models import Project, ProjectMember, Visibility
+from projects.policy import ProjectAction, authorize_project
+
+
+def _resolve_owner(actor: User, owner: str) -> User | Team:
+    """The user or team named ``owner``, if ``actor`` may create projects there."""
+    if owner.lower() == actor.username.lower():
+        return actor
+    team = Team.objects.filter(name__iexact=owner).first()
+    if team is not None:
+        authorize_team(actor, team, TeamAction.CREATE_PROJECT)
+        return team
+    if User.objects.filter(username__iexact=owner).exists():
+        raise PermissionDenied(
+            "You can create projects only under your own name or a team you belong to.",
+            fields={"owner": ["Not your namespace."]},
+        )
+    raise ValidationFailed(
+        f"No user or team named '{owner}'.", fields={"owner": ["No such user or team."]}
+    )
+
+
+def project_create(
+    *,
+    actor: User,
+    name: str,
+    owner: str | None = None,
+    description: str = "",
+    visibility: Visibility = Visibility.PRIVATE,
+) -> Project:
+    owner_obj = _resolve_owner(actor, owner or actor.username)
+    project = Project(
+        name=name,
+        description=description,
+        visibility=visibility,
+        created_by=actor,
+        owner_user=owner_obj if isinstance(owner_obj, User) else None,
+        owner_team=owner_obj if isinstance(owner_obj, Team) else None,
+    )
+    try:
+        with transaction.atomic():
+            project.save()
+    except IntegrityError as exc:
+        raise _project_exists(project) from exc
+    return project
+
+
+def _project_exists(project: Project) -> Conflict:
+    return Conflict(
+        f"{project.full_name} already exists; choose another name.",
+        fields={"name": ["A project with this name exists under this owner."]},
+        code="project_exists",
+    )
+
+
+def project_update(
+    *,
+    project: Project,
+    actor: User,
+    name: str | None = None,
+    description: str | None = None,
+    visibility: Visibility | None = None,
+) -> Project:
+    authorize_project(actor, project, ProjectAction.MANAGE)
+    if name is not None:
+        project.name = name
+    if description is not None:
+        project.description = description
+    if visibility is not None:
+        project.visibility = visibility
+    project.updated_at = timezone.now()
+    try:
+        with transaction.atomic():
+            project.save(update_fields=["name", "description", "visibility", "updated_at"])
+            project_event_publish(project, "project.updated", {"name": project.name})
+    except IntegrityError as exc:
+        raise _project_exists(project) from exc
+    return project
+
+
+def project_delete(*, project: Project, actor: User) -> None:
+    authorize_project(actor, project, ProjectAction.DELETE)
+    project.delete()
+
+
+def project_member_set(
+    *, project: Project, actor: User, username: str, role: Role
+) -> ProjectMember:
+    """Give ``username`` the collaborator ``role`` on ``project`` (adding or changing it)."""
+    authorize_project(actor, project, ProjectAction.MANAGE)
+    if role == Role.OWNER:
+        authorize_project(actor, project, ProjectAction.DELETE)
+    user = user_get(username)
+    with transaction.atomic():
+        member = (
+            ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
+        )
+        if member is not None and member.role == Role.OWNER:
+            authorize_project(actor, project, ProjectAction.DELETE)
+        member, _ = ProjectMember.objects.update_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
+    return member
+
+
+def project_member_remove(*, project: Project, actor: User, username: str) -> None:
+    leaving_self = actor.username.lower() == username.lower()
+    if not leaving_self:
+        authorize_project(actor, project, ProjectAction.MANAGE)
+    member = (
+        ProjectMember.objects.select_related("user")
+        .filter(project=project, user__username__iexact=username)
+        .first()
+    )
+    if member is None:
+        raise NotFound(f"{username} is not a collaborator on {project.full_name}.")
+    if member.role == Role.OWNER and not leaving_self:
+        authorize_project(actor, project, ProjectAction.DELETE)
+    member.delete()

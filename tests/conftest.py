@@ -1,0 +1,138 @@
+"""Shared fixtures: real PostgreSQL and Redis, API clients, and the users tests act as."""
+
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.services import api_token_create
+from config.redis_urls import celery_broker_url
+from tests.factories import UserFactory
+from tests.support.redis_server import test_redis
+from tests.support.services import is_required, start_postgres_cluster, unavailable
+
+_REDIS_PROBLEM: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> Iterator[None]:
+    """Run the suite on PostgreSQL: DATABASE_URL's, or a throw-away cluster made with initdb."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("postgresql"):
+        yield
+        return
+    try:
+        cluster = start_postgres_cluster()
+    except Exception as exc:
+        if is_required("postgres"):
+            pytest.fail(f"PostgreSQL is required but could not start: {exc}", pytrace=False)
+        yield  # the suite runs on SQLite; tests marked `postgres` skip
+        return
+    _use_database(cluster.database_settings())
+    try:
+        yield
+    finally:
+        cluster.stop()
+
+
+def _use_database(new: dict[str, object]) -> None:
+    # Edit the settings dict in place: Django's connection handler holds this very object.
+    from django.db import connections
+
+    settings.DATABASES["default"].update(new)
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = None
+    connections.close_all()
+    with suppress(AttributeError):
+        del connections["default"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """Point the broker and the channel layer at a test Redis, never at a running `make up`."""
+    try:
+        with test_redis(Path(tmp_path_factory.mktemp("redis"))) as url:
+            _use_redis(url)
+            yield url
+    except Exception as exc:
+        _REDIS_PROBLEM.append(f"{type(exc).__name__}: {exc}")
+        _use_redis("redis://127.0.0.1:1/0")  # refuses at once instead of reaching a real server
+        yield None
+
+
+def _use_redis(url: str) -> None:
+    from channels.layers import channel_layers
+
+    from config.celery_app import app
+
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = celery_broker_url(url)
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": "ferry-test:ws"},
+        }
+    }
+    app.conf.broker_url = celery_broker_url(url)
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def redis_url(_test_redis: str | None) -> str:
+    """The URL of a running Redis; skips (or fails, if required) when there is none."""
+    if _test_redis is None:
+        unavailable("redis", _REDIS_PROBLEM[0] if _REDIS_PROBLEM else "could not start")
+    assert _test_redis is not None
+    return _test_redis
+
+
+@pytest.fixture
+def postgres(db: None) -> None:
+    """For tests that need PostgreSQL itself (locking, concurrency), not just a database."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        unavailable("postgres", "the suite is running on SQLite (no initdb, no DATABASE_URL)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+
+
+# --- acting as someone --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def client_for(user: User | None) -> APIClient:
+    """An API client authenticated with a fresh bearer token of ``user`` (anonymous if None)."""
+    client = APIClient()
+    if user is not None:
+        secret = api_token_create(user=user, name="test").secret
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def as_user() -> Callable[[User | None], APIClient]:
+    return client_for
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def alice_client(alice: User) -> APIClient:
+    return client_for(alice)
