@@ -33,7 +33,9 @@ class Team(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    members = models.ManyToManyField(User, through="Membership", related_name="teams")
+    members: "models.ManyToManyField[User, Membership]" = models.ManyToManyField(
+        User, through="Membership", related_name="teams"
+    )
 
     class Meta:
         constraints = [

@@ -3,7 +3,6 @@ from django.urls import re_path
 from accounts import views
 from core.api.routes import NAME, api
 
-
 urlpatterns = [
     re_path(api("auth/signup"), views.SignupView.as_view(), name="auth-signup"),
     re_path(api("auth/login"), views.LoginView.as_view(), name="auth-login"),

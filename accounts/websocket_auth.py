@@ -2,13 +2,16 @@
 
 Browsers cannot set headers on a websocket, so the UI relies on its session cookie; the CLI
 sends its token in the ``Authorization`` header, and the query parameter serves clients that
-can do neither.
+can do neither. Only cookie-authenticated connections have their Origin checked: a cookie is
+sent by the browser to any site's page that opens the socket (cross-site websocket hijacking),
+while a token must be known to be sent. Non-browser clients send no Origin at all.
 """
 
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
@@ -38,7 +41,7 @@ def _user_for_token(secret: str) -> User | AnonymousUser:
 class TokenOrSessionAuthMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.session_stack = AuthMiddlewareStack(inner)
+        self.session_stack = AllowedHostsOriginValidator(AuthMiddlewareStack(inner))
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         secret = _token_from_scope(scope)

@@ -74,7 +74,7 @@ def main() -> None:
     from django.conf import settings
 
     if not settings.FERRY_EMBEDDED_REDIS:
-        print(f"Using the Redis at REDIS_URL; no embedded server started.", flush=True)
+        print("Using the Redis at REDIS_URL; no embedded server started.", flush=True)
         while True:  # stay up: honcho stops every process once one exits
             time.sleep(3600)
     socket_path = Path(settings.REDIS_URL.removeprefix("unix://"))

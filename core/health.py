@@ -50,7 +50,8 @@ def _passed(started: float) -> Probe:
 
 
 def _failed(started: float, exc: Exception) -> Probe:
-    return {"ok": False, "latency_ms": _elapsed_ms(started), "error": f"{type(exc).__name__}: {exc}"}
+    error = f"{type(exc).__name__}: {exc}"
+    return {"ok": False, "latency_ms": _elapsed_ms(started), "error": error}
 
 
 def _elapsed_ms(started: float) -> float:

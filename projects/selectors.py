@@ -1,10 +1,10 @@
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Membership
 from accounts.policy import AnyUser
+from core.errors import NotFound
 from projects.models import Project, ProjectMember, ProjectQuerySet, Visibility
 from projects.policy import ProjectAction, authorize_project
-from core.errors import NotFound
 
 
 def project_find(owner: str, name: str) -> Project:
@@ -52,5 +52,5 @@ def projects_filtered(
     return projects
 
 
-def project_members(project: Project) -> list[ProjectMember]:
-    return list(project.members.select_related("user").order_by("user__username"))
+def project_members(project: Project) -> QuerySet[ProjectMember]:
+    return project.members.select_related("user").order_by("user__username")

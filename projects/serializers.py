@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from accounts.roles import Role
@@ -10,7 +12,7 @@ from projects.policy import RoleResolver
 MAX_DESCRIPTION = 5000
 
 
-def project_name_field(**kwargs: object) -> serializers.CharField:
+def project_name_field(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(
         max_length=PROJECT_NAME_MAX_LENGTH, validators=[validate_project_name], **kwargs
     )

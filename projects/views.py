@@ -9,9 +9,10 @@ from rest_framework.views import APIView
 
 from accounts.authentication import current_user
 from accounts.roles import Role
-from core.api.pagination import PageNumberPagination
+from core.api.pagination import PageNumberPagination, paginated
 from core.api.serializers import validated
 from projects import selectors, services
+from projects.models import Project
 from projects.policy import ProjectAction, RoleResolver
 from projects.serializers import (
     ProjectCreateInput,
@@ -24,8 +25,8 @@ from projects.serializers import (
 )
 
 
-def project_body(request: Request, project: object) -> dict[str, object]:
-    roles = RoleResolver(request.user, [project])  # type: ignore[list-item]
+def project_body(request: Request, project: Project) -> dict[str, object]:
+    roles = RoleResolver(request.user, [project])
     return dict(ProjectOutput(project, context={"roles": roles}).data)
 
 
@@ -86,9 +87,7 @@ class ProjectMemberListView(APIView):
     def get(self, request: Request, owner: str, name: str) -> Response:
         project = selectors.project_get(request.user, owner, name, ProjectAction.VIEW_MEMBERS)
         members = selectors.project_members(project)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(members, request, view=self) or []
-        return paginator.get_paginated_response(ProjectMemberOutput(page, many=True).data)
+        return paginated(request, self, members, ProjectMemberOutput)
 
     @extend_schema(request=ProjectMemberInput, responses={201: ProjectMemberOutput})
     def post(self, request: Request, owner: str, name: str) -> Response:

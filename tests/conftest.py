@@ -19,7 +19,9 @@ _REDIS_PROBLEM: list[str] = []
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> Iterator[None]:
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None,
+) -> Iterator[None]:
     """Run the suite on PostgreSQL: DATABASE_URL's, or a throw-away cluster made with initdb."""
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("postgresql"):
@@ -76,7 +78,7 @@ def _use_redis(url: str) -> None:
             "CONFIG": {"hosts": [url], "prefix": "ferry-test:ws"},
         }
     }
-    app.conf.broker_url = celery_broker_url(url)
+    app.conf.update(broker_url=celery_broker_url(url))
     channel_layers.backends.clear()
 
 
@@ -130,7 +132,8 @@ def as_user() -> Callable[[User | None], APIClient]:
 
 @pytest.fixture
 def alice(db: None) -> User:
-    return UserFactory(username="alice")
+    user: User = UserFactory.create(username="alice")
+    return user
 
 
 @pytest.fixture

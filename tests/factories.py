@@ -21,10 +21,10 @@ class UserFactory(DjangoModelFactory[User]):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
 
     @factory.post_generation
-    def password(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
-        self.set_password(extracted or PASSWORD)
+    def password(obj: User, create: bool, extracted: str | None, **kwargs: Any) -> None:  # noqa: N805
+        obj.set_password(extracted or PASSWORD)
         if create:
-            self.save(update_fields=["password"])
+            obj.save(update_fields=["password"])
 
 
 class TeamFactory(DjangoModelFactory[Team]):

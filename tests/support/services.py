@@ -110,7 +110,8 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop")
+            pg_ctl = str(self.bin_dir / "pg_ctl")
+            self._run(pg_ctl, "-D", str(self.data_dir), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
