@@ -23,7 +23,9 @@ def require_role(
     if role is not None and role.at_least(needed):
         return
     if not visible:
-        raise NotFound(f"No {what} here, or you may not see it.")
+        # Lower-cased like the 404 for a name that does not exist (``project_find``): echoing
+        # the stored spelling would tell a prober that the thing exists.
+        raise NotFound(f"No {what.lower()} here, or you may not see it.")
     if not user.is_authenticated:
         raise NotAuthenticated("Log in or send an API token (Authorization: Bearer ...) first.")
     raise PermissionDenied(

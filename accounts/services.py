@@ -7,7 +7,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +32,15 @@ def namespace_is_taken(name: str) -> bool:
 
 
 def _claim_namespace(name: str, field: str) -> None:
+    """Refuse a taken name; call inside the transaction that creates the user or team.
+
+    No database constraint spans the user and team tables, so a user and a team signing up for
+    the same name at once could both pass the check. On PostgreSQL a transaction-scoped advisory
+    lock on the name makes the second wait for the first to commit; SQLite serialises writers.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"ns:{name.lower()}"])
     if namespace_is_taken(name):
         raise _name_taken(field, name)
 
@@ -124,18 +133,17 @@ def team_member_add(*, team: Team, actor: User, username: str, role: Role) -> Me
     authorize_team(actor, team, TeamAction.MANAGE)
     _check_may_grant(team, actor, role)
     user = user_get(username)
-    with transaction.atomic():
-        if Membership.objects.filter(team=team, user=user).exists():
-            raise Conflict(
-                f"{user.username} is already in {team.name}; change their role instead.",
-                code="already_member",
-            )
-        return Membership.objects.create(team=team, user=user, role=role)
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(team=team, user=user, role=role)
+    except IntegrityError as exc:  # the unique (team, user) constraint: already a member
+        raise Conflict(
+            f"{user.username} is already in {team.name}; change their role instead.",
+            code="already_member",
+        ) from exc
 
 
-def team_member_change_role(
-    *, team: Team, actor: User, username: str, role: Role
-) -> Membership:
+def team_member_change_role(*, team: Team, actor: User, username: str, role: Role) -> Membership:
     authorize_team(actor, team, TeamAction.MANAGE)
     with transaction.atomic():
         membership = _membership_for_update(team, username)
@@ -162,6 +170,10 @@ def team_member_remove(*, team: Team, actor: User, username: str) -> None:
 
 
 def _membership_for_update(team: Team, username: str) -> Membership:
+    # Lock the team row first, so that changes to one team's members queue up. Locking only the
+    # target row and then every owner row let two owners demoting each other each hold one
+    # owner row and wait for the other's: a deadlock, answered as a 500.
+    list(Team.objects.select_for_update().filter(id=team.id).values_list("id", flat=True))
     membership = (
         Membership.objects.select_for_update()
         .select_related("user")
@@ -182,9 +194,9 @@ def _check_may_grant(team: Team, actor: User, role: Role) -> None:
 def _keep_an_owner(team: Team, leaving: Membership) -> None:
     # Locking every owner row serialises two owners demoting each other at once.
     owners = list(
-        Membership.objects.select_for_update().filter(team=team, role=Role.OWNER).values_list(
-            "id", flat=True
-        )
+        Membership.objects.select_for_update()
+        .filter(team=team, role=Role.OWNER)
+        .values_list("id", flat=True)
     )
     if owners == [leaving.id]:
         raise Conflict(
@@ -257,8 +269,6 @@ def _touch(token: ApiToken, now: datetime) -> None:
 
 def api_tokens_purge_expired(*, older_than: datetime) -> int:
     """Delete tokens revoked or expired before ``older_than``; returns how many went."""
-    stale = ApiToken.objects.filter(
-        Q(revoked_at__lt=older_than) | Q(expires_at__lt=older_than)
-    )
+    stale = ApiToken.objects.filter(Q(revoked_at__lt=older_than) | Q(expires_at__lt=older_than))
     deleted, _ = stale.delete()
     return deleted

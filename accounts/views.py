@@ -58,9 +58,7 @@ class LoginView(APIView):
         data = validated(LoginInput, request.data)
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
-            raise ValidationFailed(
-                "Wrong username or password.", code="invalid_credentials"
-            )
+            raise ValidationFailed("Wrong username or password.", code="invalid_credentials")
         login(request, user)
         assert isinstance(user, User)
         return Response(MeOutput(user).data)
@@ -165,7 +163,6 @@ class TeamMemberListView(APIView):
 
 
 class TeamMemberDetailView(APIView):
-
     @extend_schema(request=MemberChangeInput, responses=MembershipOutput)
     def patch(self, request: Request, team: str, username: str) -> Response:
         data = validated(MemberChangeInput, request.data)
@@ -179,7 +176,5 @@ class TeamMemberDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, team: str, username: str) -> Response:
         found = selectors.team_get(team)
-        services.team_member_remove(
-            team=found, actor=current_user(request), username=username
-        )
+        services.team_member_remove(team=found, actor=current_user(request), username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)

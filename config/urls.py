@@ -1,7 +1,7 @@
 """URL routes: the REST API under /api/v1/, its schema and docs, the admin and /healthz."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -19,7 +19,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Any other path under /api/ answers with the API's JSON error body, not an HTML page.
-    path("api/<path:rest>", api_not_found),
+    # (?s) lets the catch-all take paths with a newline in them too.
+    re_path(r"^api(?:/(?P<rest>(?s:.*)))?\Z", api_not_found),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
 ]

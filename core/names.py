@@ -8,7 +8,7 @@ import re
 from django.core.exceptions import ValidationError
 
 NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
+NAME_RE = re.compile(rf"^{NAME_PATTERN}\Z")  # \Z: "$" would accept a trailing newline
 NAMESPACE_MAX_LENGTH = 39
 PROJECT_NAME_MAX_LENGTH = 64
 

@@ -61,9 +61,7 @@ class RoleResolver:
             return None
         if user.is_superuser or project.owner_user_id == user.pk:
             return Role.OWNER
-        team_role = (
-            self._team_roles.get(project.owner_team_id) if project.owner_team_id else None
-        )
+        team_role = self._team_roles.get(project.owner_team_id) if project.owner_team_id else None
         return highest(team_role, self._collaborator_roles.get(project.id))
 
 

@@ -16,7 +16,8 @@ def project_find(owner: str, name: str) -> Project:
         .first()
     )
     if project is None:
-        raise NotFound(f"No project {owner}/{name} here, or you may not see it.")
+        # Worded and cased exactly like the policy's 404 for a project the caller may not see.
+        raise NotFound(f"No project {owner.lower()}/{name.lower()} here, or you may not see it.")
     return project
 
 

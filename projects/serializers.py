@@ -35,13 +35,12 @@ class ProjectUpdateInput(InputSerializer):
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
 
 
-class ProjectListQuery(InputSerializer):
-    """Query parameters of the project list; the pagination ones are read by the paginator."""
+class ProjectListQuery(serializers.Serializer):
+    """The project list's filters. Like every list, it ignores query parameters it does not
+    know: links with tracking parameters must keep working."""
 
-    owner = serializers.CharField(max_length=100, required=False)
-    search = serializers.CharField(max_length=200, required=False)
-    page = serializers.CharField(required=False)
-    page_size = serializers.CharField(required=False)
+    owner = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    search = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class ProjectMemberInput(InputSerializer):

@@ -94,30 +94,54 @@ def project_delete(*, project: Project, actor: User) -> None:
     project.delete()
 
 
-def project_member_set(
-    *, project: Project, actor: User, username: str, role: Role
-) -> ProjectMember:
-    """Give ``username`` the collaborator ``role`` on ``project`` (adding or changing it)."""
+def _authorize_grant(actor: User, project: Project, role: Role) -> None:
     authorize_project(actor, project, ProjectAction.MANAGE)
+    # Admins run the collaborators day to day, but only an owner makes or unmakes owners.
     if role == Role.OWNER:
         authorize_project(actor, project, ProjectAction.DELETE)
+
+
+def project_member_add(
+    *, project: Project, actor: User, username: str, role: Role
+) -> ProjectMember:
+    """Make ``username`` a collaborator on ``project`` with ``role``."""
+    _authorize_grant(actor, project, role)
     user = user_get(username)
+    try:
+        with transaction.atomic():
+            return ProjectMember.objects.create(project=project, user=user, role=role)
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{user.username} already collaborates on {project.full_name}; change their role.",
+            code="already_member",
+        ) from exc
+
+
+def project_member_change_role(
+    *, project: Project, actor: User, username: str, role: Role
+) -> ProjectMember:
+    """Change the role of an existing collaborator."""
+    _authorize_grant(actor, project, role)
     with transaction.atomic():
         member = (
-            ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
+            ProjectMember.objects.select_for_update()
+            .select_related("user")
+            .filter(project=project, user__username__iexact=username)
+            .first()
         )
-        if member is not None and member.role == Role.OWNER:
-            authorize_project(actor, project, ProjectAction.DELETE)
-        member, _ = ProjectMember.objects.update_or_create(
-            project=project, user=user, defaults={"role": role}
-        )
+        if member is None:
+            raise NotFound(f"{username} is not a collaborator on {project.full_name}.")
+        _authorize_grant(actor, project, Role(member.role))
+        member.role = role
+        member.save(update_fields=["role"])
     return member
 
 
 def project_member_remove(*, project: Project, actor: User, username: str) -> None:
     leaving_self = actor.username.lower() == username.lower()
-    if not leaving_self:
-        authorize_project(actor, project, ProjectAction.MANAGE)
+    # Leaving needs no role, but it must not answer "not a collaborator" about a private project
+    # the caller cannot see: that would confirm the project exists.
+    authorize_project(actor, project, ProjectAction.VIEW if leaving_self else ProjectAction.MANAGE)
     member = (
         ProjectMember.objects.select_related("user")
         .filter(project=project, user__username__iexact=username)

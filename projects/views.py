@@ -93,7 +93,7 @@ class ProjectMemberListView(APIView):
     def post(self, request: Request, owner: str, name: str) -> Response:
         data = validated(ProjectMemberInput, request.data)
         project = selectors.project_find(owner, name)
-        member = services.project_member_set(
+        member = services.project_member_add(
             project=project, actor=current_user(request), username=data["username"],
             role=Role(data["role"]),
         )  # fmt: skip
@@ -105,7 +105,7 @@ class ProjectMemberDetailView(APIView):
     def patch(self, request: Request, owner: str, name: str, username: str) -> Response:
         data = validated(ProjectMemberChangeInput, request.data)
         project = selectors.project_find(owner, name)
-        member = services.project_member_set(
+        member = services.project_member_change_role(
             project=project, actor=current_user(request), username=username,
             role=Role(data["role"]),
         )  # fmt: skip

@@ -50,7 +50,7 @@ def test_worker_runs_a_task_sent_through_the_broker(worker: None) -> None:
 
 
 def test_broker_url_follows_the_test_redis(redis_url: str) -> None:
-    assert settings.REDIS_URL == redis_url
+    assert redis_url == settings.REDIS_URL
     assert app.conf.broker_url.endswith(redis_url.split("://", 1)[1])
 
 

@@ -8,5 +8,9 @@ NAME = NAME_PATTERN
 
 
 def api(pattern: str) -> str:
-    """Anchor an API route and accept it with or without a trailing slash."""
-    return rf"^{pattern}/?$"
+    r"""Anchor an API route and accept it with or without a trailing slash.
+
+    ``\Z``, not ``$``: ``$`` also matches before a final newline, which would let
+    ``teams/acme%0A`` reach the view for ``acme``.
+    """
+    return rf"^{pattern}/?\Z"

@@ -22,6 +22,9 @@ class InputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: [f"Unknown field. Allowed fields: {allowed}."] for name in unknown}
                 )
+            not_text = _non_text_values(self, data)
+            if not_text:
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
 
     # Input serializers only validate; services do the writing.
@@ -30,6 +33,18 @@ class InputSerializer(serializers.Serializer):
 
     def update(self, instance: Any, validated_data: Any) -> Any:
         raise NotImplementedError
+
+
+def _non_text_values(serializer: serializers.Serializer, data: Mapping[Any, Any]) -> dict[str, Any]:
+    # DRF's CharField quietly turns 123 into "123". A number sent where text belongs is a client's
+    # mistake (a name read from the wrong variable), and guessing would store it; refuse it instead.
+    return {
+        name: [field.error_messages["invalid"]]
+        for name, field in serializer.fields.items()
+        if isinstance(field, serializers.CharField)
+        and data.get(name) is not None
+        and not isinstance(data[name], str)
+    }
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> Any:

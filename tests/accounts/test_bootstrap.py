@@ -41,7 +41,8 @@ def test_first_run_creates_an_admin_and_a_working_token() -> None:
     assert response.status_code == 200
     assert response.json()["username"] == admin.username
     password = re.search(r"password (\S+)", output)
-    assert password and admin.check_password(password.group(1))
+    assert password
+    assert admin.check_password(password.group(1))
     assert "http://127.0.0.1:8123/" in output
 
 

@@ -13,7 +13,7 @@ from accounts.services import api_token_create
 from config.asgi import application
 from projects import consumers
 from projects.models import Project, Visibility
-from projects.services import project_member_remove, project_member_set, project_update
+from projects.services import project_member_add, project_member_remove, project_update
 from tests.factories import ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -156,7 +156,7 @@ async def test_a_collaborator_removed_from_a_project_stops_receiving_its_events(
 ) -> None:
     monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.0)
     guest = await sync_to_async(UserFactory.create)(username="guest")
-    await sync_to_async(project_member_set)(
+    await sync_to_async(project_member_add)(
         project=private_project, actor=owner, username="guest", role=Role.VIEWER
     )
     communicator, _, _ = await connect(await sync_to_async(bearer)(guest))

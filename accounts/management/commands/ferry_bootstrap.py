@@ -51,9 +51,8 @@ def ensure_admin() -> Credentials:
     admin = User.objects.filter(is_superuser=True, is_active=True).order_by("id").first()
     if admin is None:
         password = secrets.token_urlsafe(12)
-        admin = user_create(username="admin", email="", password=None, is_superuser=True)
-        admin.set_password(password)
-        admin.save(update_fields=["password"])
+        # "admin" is reserved, so no sign-up can take it: only the platform's own account has it.
+        admin = user_create(username="admin", email="", password=password, is_superuser=True)
         saved = {"username": admin.username, "password": password, "token": ""}
     if saved is None or saved["username"] != admin.username:
         saved = {"username": admin.username, "password": None, "token": ""}
