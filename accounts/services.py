@@ -65,7 +65,10 @@ def user_create(
         _check_password(password, user)
     with transaction.atomic():
         _claim_namespace(username, "username")
-        user.set_password(password) if password is not None else user.set_unusable_password()
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
         try:
             user.save()
         except IntegrityError as exc:  # a concurrent sign-up won the same name
@@ -239,10 +242,9 @@ def api_token_create(
 
 
 def api_token_revoke(*, user: User, token_id: int) -> None:
-    token = ApiToken.objects.filter(user=user, id=token_id, revoked_at__isnull=True).first()
-    if token is None:
+    live = ApiToken.objects.filter(user=user, id=token_id, revoked_at__isnull=True)
+    if not live.update(revoked_at=timezone.now()):
         raise NotFound(f"You have no active token with id {token_id}.")
-    ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def api_token_authenticate(secret: str) -> ApiToken | None:

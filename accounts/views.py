@@ -10,6 +10,7 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import selectors, services
@@ -40,6 +41,8 @@ from core.errors import ValidationFailed
 class SignupView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(request=SignupInput, responses={201: MeOutput})
     def post(self, request: Request) -> Response:
@@ -52,6 +55,8 @@ class SignupView(APIView):
 class LoginView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(request=LoginInput, responses={200: MeOutput})
     def post(self, request: Request) -> Response:

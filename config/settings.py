@@ -170,6 +170,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Password guessing: sign-up and login attempts per client address. The counts live in the
+    # cache (per process in the embedded default).
+    "DEFAULT_THROTTLE_RATES": {"auth": env.str("FERRY_AUTH_RATE", default="20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ferry API",

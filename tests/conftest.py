@@ -110,6 +110,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Throttle counters live in the cache; one test's login attempts must not limit the next's.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     # Tests create users by the hundred; the production hasher spends ~0.3 s on each password.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

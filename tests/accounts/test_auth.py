@@ -288,3 +288,16 @@ def test_anonymous_caller_gets_401_with_a_challenge(
 
     assert_error(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"] == 'Bearer realm="ferry"'
+
+
+def test_password_guessing_is_throttled(api_client: APIClient, alice: User) -> None:
+    guess = {"username": "alice", "password": "not it"}
+    answers = [api_client.post(LOGIN, guess, format="json").status_code for _ in range(20)]
+
+    throttled = api_client.post(LOGIN, {"username": "alice", "password": PASSWORD}, format="json")
+
+    assert set(answers) == {400}
+    error = assert_error(throttled, 429, "throttled")
+    assert "second" in error["message"]
+    assert int(throttled["Retry-After"]) > 0
+    assert "_auth_user_id" not in api_client.session
