@@ -8,16 +8,16 @@ FERRY_HOST ?= 127.0.0.1
 FERRY_PORT ?= 8000
 export FERRY_HOST FERRY_PORT
 
-.PHONY: up test lint typecheck pytest install clean
+.PHONY: up test lint typecheck pytest install lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Ferry needs Python 3.11 or newer"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 		echo "Could not create a virtual environment: on Debian, apt-get install python3-venv"; \
 		exit 1; }
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 up: $(STAMP)
@@ -37,6 +37,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+lock: $(STAMP)
+	@{ echo "# Exact versions of every package in .venv, so that installs are repeatable."; \
+	   echo "# Regenerate with 'make lock' after changing pyproject.toml's dependencies."; \
+	   $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,14 +1,13 @@
-"""Websocket authentication: an API token (header or ``?token=``), else the session cookie.
+"""Websocket authentication: an API token in the ``Authorization`` header, else the session.
 
 Browsers cannot set headers on a websocket, so the UI relies on its session cookie; the CLI
-sends its token in the ``Authorization`` header, and the query parameter serves clients that
-can do neither. Only cookie-authenticated connections have their Origin checked: a cookie is
-sent by the browser to any site's page that opens the socket (cross-site websocket hijacking),
-while a token must be known to be sent. Non-browser clients send no Origin at all.
+sends its token in the header. A token in the URL's query string is deliberately not accepted:
+URLs end up in access logs. Only cookie-authenticated connections have their Origin checked: a
+cookie is sent by the browser to any site's page that opens the socket (cross-site websocket
+hijacking), while a token must be known to be sent. Non-browser clients send no Origin at all.
 """
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
@@ -26,9 +25,7 @@ def _token_from_scope(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             return bearer_secret(value.decode("latin-1"))
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    values = query.get("token")
-    return values[0] if values else None
+    return None
 
 
 @database_sync_to_async

@@ -93,13 +93,12 @@ async def test_owner_receives_live_events_of_a_subscribed_project(
     await communicator.disconnect()
 
 
-async def test_token_in_query_string_authenticates(owner: User) -> None:
+async def test_token_in_query_string_is_not_accepted(owner: User) -> None:
+    # URLs are written to access logs; a secret in one would leak there.
     secret = (await sync_to_async(api_token_create)(user=owner, name="ws")).secret
-    communicator, connected, _ = await connect([], path=f"/ws/v1/events?token={secret}")
+    _, connected, _ = await connect([], path=f"/ws/v1/events?token={secret}")
 
-    assert connected
-    assert (await communicator.receive_json_from(timeout=TIMEOUT))["user"] == "olga"
-    await communicator.disconnect()
+    assert connected is False
 
 
 async def test_outsider_cannot_subscribe_to_a_private_project(private_project: Project) -> None:
