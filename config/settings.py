@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "projects",
+    "blobs",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +137,21 @@ FERRY_SIGNUP_ENABLED = env.bool("FERRY_SIGNUP_ENABLED", default=True)
 # A token's last-used time is written at most this often, so that a busy client does not turn
 # every read into a write.
 FERRY_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+# --- Blob storage -------------------------------------------------------------------------------
+# Where blobs (dataset files, code snapshots, job outputs) live: "filesystem" under
+# FERRY_STORAGE_DIR, or "s3" in any S3 service.
+FERRY_STORAGE = env.str("FERRY_STORAGE", default="filesystem")
+FERRY_STORAGE_DIR = Path(env.str("FERRY_STORAGE_DIR", default=str(VAR_DIR / "storage")))
+FERRY_S3_ENDPOINT_URL = env.str("FERRY_S3_ENDPOINT_URL", default="")
+FERRY_S3_PUBLIC_ENDPOINT_URL = env.str("FERRY_S3_PUBLIC_ENDPOINT_URL", default="")
+FERRY_S3_BUCKET = env.str("FERRY_S3_BUCKET", default="ferry")
+FERRY_S3_ACCESS_KEY = env.str("FERRY_S3_ACCESS_KEY", default="")
+FERRY_S3_SECRET_KEY = env.str("FERRY_S3_SECRET_KEY", default="")
+FERRY_S3_REGION = env.str("FERRY_S3_REGION", default="us-east-1")
+FERRY_S3_PREFIX = env.str("FERRY_S3_PREFIX", default="")
+# How long a signed upload or download URL stays valid.
+FERRY_SIGNED_URL_SECONDS = env.int("FERRY_SIGNED_URL_SECONDS", default=3600)
 
 # --- Redis: Celery broker and Channels layer ----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis.sock'}")

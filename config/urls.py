@@ -11,6 +11,7 @@ from core.health import healthz
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
+    path("", include("blobs.urls")),
 ]
 
 urlpatterns = [

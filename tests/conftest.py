@@ -1,7 +1,7 @@
 """Shared fixtures: real PostgreSQL and Redis, API clients, and the users tests act as."""
 
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from accounts.services import api_token_create
 from config.redis_urls import celery_broker_url
 from tests.factories import UserFactory
 from tests.support.redis_server import test_redis
+from tests.support.seaweed import S3Server, start_seaweed
 from tests.support.services import is_required, start_postgres_cluster, unavailable
 
 _REDIS_PROBLEM: list[str] = []
@@ -107,6 +108,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.redis)
+        if "s3" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.s3)
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +157,30 @@ def alice(db: None) -> User:
 @pytest.fixture
 def alice_client(alice: User) -> APIClient:
     return client_for(alice)
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+_S3_PROBLEM: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server | None]:
+    """A throw-away SeaweedFS S3 server (or FERRY_TEST_S3_ENDPOINT's), started on first use."""
+    with ExitStack() as stack:
+        # Only the start is guarded: an error while stopping must surface, not yield twice.
+        try:
+            server = stack.enter_context(start_seaweed(tmp_path_factory.mktemp("seaweed")))
+        except Exception as exc:
+            _S3_PROBLEM.append(f"{type(exc).__name__}: {exc}")
+            server = None
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server | None) -> S3Server:
+    """The S3 server and its bucket; skips (or fails, if required) when there is none."""
+    if s3_server is None:
+        unavailable("s3", _S3_PROBLEM[0] if _S3_PROBLEM else "could not start")
+    assert s3_server is not None
+    return s3_server

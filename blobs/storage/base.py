@@ -1,0 +1,92 @@
+"""The contract every blob storage backend keeps.
+
+Blobs are stored under their SHA-256 digest and never change. Clients upload straight to the
+storage through URLs the server signs (a single PUT for small blobs, a multipart upload for
+large ones), so the bytes do not pass through Django when the backend is S3. Before a blob is
+used the server checks that the stored bytes have the claimed digest and size (``verify``).
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from blobs.digests import Readable
+
+
+@dataclass(frozen=True)
+class Part:
+    """A finished part of a multipart upload."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PutTarget:
+    """Where and how to PUT some bytes: the URL and the headers the request must carry."""
+
+    url: str
+    headers: dict[str, str]
+
+
+class StorageError(Exception):
+    """The storage refused or failed an operation; the message says which and why."""
+
+
+class BlobStorage(ABC):
+    #: Parts are at least this large, except the last (S3's own minimum).
+    min_part_size = 5 * 1024 * 1024
+
+    @abstractmethod
+    def size_of(self, digest: str) -> int | None:
+        """The stored blob's size, or None if it is not stored."""
+
+    @abstractmethod
+    def open(self, digest: str) -> BinaryIO:
+        """A readable stream of the blob; raises StorageError if it is not stored."""
+
+    @abstractmethod
+    def save(self, digest: str, stream: Readable) -> int:
+        """Store ``stream`` as ``digest``, server side; refuses bytes of another digest."""
+
+    @abstractmethod
+    def delete(self, digest: str) -> None:
+        """Remove the blob; removing an absent blob is not an error."""
+
+    @abstractmethod
+    def verify(self, digest: str, size: int) -> bool:
+        """True if the stored bytes are exactly ``size`` long and hash to ``digest``."""
+
+    @abstractmethod
+    def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
+        """A signed single-request upload of the whole blob."""
+
+    @abstractmethod
+    def multipart_start(self, digest: str) -> str:
+        """Begin a multipart upload of ``digest``; returns its upload id."""
+
+    @abstractmethod
+    def multipart_part_target(
+        self, digest: str, upload_id: str, number: int, expires_in: int
+    ) -> PutTarget:
+        """A signed upload of part ``number`` (1-based)."""
+
+    @abstractmethod
+    def multipart_parts(self, digest: str, upload_id: str) -> list[Part]:
+        """The parts uploaded so far, by number: what a resumed upload need not send again."""
+
+    @abstractmethod
+    def multipart_complete(self, digest: str, upload_id: str) -> None:
+        """Join the uploaded parts, in order, into the blob.
+
+        Raises StorageError, and stores nothing, if the joined bytes do not hash to ``digest``.
+        """
+
+    @abstractmethod
+    def multipart_abort(self, digest: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts."""
+
+    @abstractmethod
+    def download_url(self, digest: str, filename: str, expires_in: int) -> str | None:
+        """A signed URL that serves the blob, or None where Django must stream it itself."""

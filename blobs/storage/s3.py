@@ -1,0 +1,241 @@
+"""Blobs in an S3 bucket, through boto3: any S3 service reached by endpoint URL.
+
+Clients get presigned URLs and send bytes straight to the bucket. A single PUT carries the
+SHA-256 as ``x-amz-checksum-sha256``, which the service checks before it stores anything, and
+which ``verify`` later reads back instead of downloading the blob. A multipart upload's checksum
+is one of its parts' checksums, not of the blob, so those are verified by reading the blob
+through once.
+"""
+
+import base64
+import binascii
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from blobs.digests import Readable, copy_hashing, is_digest
+from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str | None
+    bucket: str
+    access_key: str | None
+    secret_key: str | None
+    region: str = "us-east-1"
+    prefix: str = ""
+    # Where clients reach the service, when that differs from where the server does (a
+    # container network, a proxy). Presigned URLs are signed for this address.
+    public_endpoint_url: str | None = None
+
+
+def _client(settings: S3Settings, endpoint_url: str | None) -> S3Client:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        region_name=settings.region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+        ),
+    )
+
+
+def checksum_header(digest: str) -> str:
+    """The base64 form of a hex SHA-256, as S3's checksum headers spell it."""
+    return base64.b64encode(bytes.fromhex(digest)).decode()
+
+
+def _hex_of_checksum(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+class S3Storage(BlobStorage):
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.client = _client(settings, settings.endpoint_url)
+        self.signer = (
+            _client(settings, settings.public_endpoint_url)
+            if settings.public_endpoint_url
+            else self.client
+        )
+
+    def key(self, digest: str) -> str:
+        if not is_digest(digest):
+            raise StorageError(f"{digest!r} is not a SHA-256 hex digest")
+        return f"{self.settings.prefix}blobs/{digest[:2]}/{digest}"
+
+    # --- reading and writing --------------------------------------------------------------------
+
+    def _head(self, digest: str) -> dict[str, Any] | None:
+        try:
+            head = self.client.head_object(
+                Bucket=self.bucket, Key=self.key(digest), ChecksumMode="ENABLED"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise StorageError(f"S3 refused to describe blob {digest}: {exc}") from exc
+        return cast(dict[str, Any], head)
+
+    def size_of(self, digest: str) -> int | None:
+        head = self._head(digest)
+        return int(head["ContentLength"]) if head is not None else None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(digest))["Body"]
+        except ClientError as exc:
+            raise StorageError(f"blob {digest} could not be read: {exc}") from exc
+        return cast(BinaryIO, body)
+
+    def save(self, digest: str, stream: Readable) -> int:
+        # The checksum must be known before the upload starts, so the bytes are spooled (to
+        # disk past a few MB) while they are hashed, then sent with it.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            actual, length = copy_hashing(stream, spool)
+            if actual != digest:
+                raise StorageError(f"the bytes hash to {actual}, not {digest}")
+            spool.seek(0)
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key(digest),
+                    Body=cast(BinaryIO, spool),
+                    ContentLength=length,
+                    ChecksumSHA256=checksum_header(digest),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(f"S3 refused blob {digest}: {exc}") from exc
+        return length
+
+    def delete(self, digest: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
+
+    def verify(self, digest: str, size: int) -> bool:
+        head = self._head(digest)
+        if head is None or int(head["ContentLength"]) != size:
+            return False
+        stored = head.get("ChecksumSHA256")
+        if isinstance(stored, str) and "-" not in stored:
+            return _hex_of_checksum(stored) == digest
+        with self.open(digest) as stream:
+            actual, length = copy_hashing(stream)
+        return actual == digest and length == size
+
+    # --- presigned uploads ----------------------------------------------------------------------
+
+    def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
+        checksum = checksum_header(digest)
+        url = self.signer.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.key(digest),
+                "ContentLength": size,
+                "ChecksumSHA256": checksum,
+            },
+            ExpiresIn=expires_in,
+        )
+        return PutTarget(url=url, headers={"x-amz-checksum-sha256": checksum})
+
+    def multipart_start(self, digest: str) -> str:
+        started = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key(digest))
+        return started["UploadId"]
+
+    def multipart_part_target(
+        self, digest: str, upload_id: str, number: int, expires_in: int
+    ) -> PutTarget:
+        url = self.signer.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.key(digest),
+                "UploadId": upload_id,
+                "PartNumber": number,
+            },
+            ExpiresIn=expires_in,
+        )
+        return PutTarget(url=url, headers={})
+
+    def multipart_parts(self, digest: str, upload_id: str) -> list[Part]:
+        parts: list[Part] = []
+        paginator = self.client.get_paginator("list_parts")
+        try:
+            pages = paginator.paginate(Bucket=self.bucket, Key=self.key(digest), UploadId=upload_id)
+            for page in pages:
+                parts += [
+                    Part(number=p["PartNumber"], etag=p["ETag"], size=p["Size"])
+                    for p in page.get("Parts", [])
+                ]
+        except ClientError as exc:
+            raise StorageError(f"no upload {upload_id} of {digest}: {exc}") from exc
+        return sorted(parts, key=lambda part: part.number)
+
+    def multipart_complete(self, digest: str, upload_id: str) -> None:
+        parts = self.multipart_parts(digest, upload_id)
+        if [part.number for part in parts] != list(range(1, len(parts) + 1)):
+            raise StorageError("the parts are not numbered 1..N without gaps")
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key(digest),
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
+                },
+            )
+        except ClientError as exc:
+            raise StorageError(f"S3 could not join the parts of {digest}: {exc}") from exc
+        # S3 cannot know the blob's digest while it joins parts: check the joined bytes, and
+        # take them away again if they are not what the client said they were.
+        size = sum(part.size for part in parts)
+        if not self.verify(digest, size):
+            self.delete(digest)
+            raise StorageError(f"the uploaded parts do not hash to {digest}")
+
+    def multipart_abort(self, digest: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key(digest), UploadId=upload_id
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise StorageError(f"S3 could not abort upload {upload_id}: {exc}") from exc
+
+    def download_url(self, digest: str, filename: str, expires_in: int) -> str | None:
+        disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+        return self.signer.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.key(digest),
+                "ResponseContentDisposition": disposition,
+            },
+            ExpiresIn=expires_in,
+        )
+
+
+def _quote(filename: str) -> str:
+    from urllib.parse import quote
+
+    return quote(filename, safe="")
