@@ -38,6 +38,8 @@ class FilesystemStorage(BlobStorage):
         return self.root / "blobs" / digest[:2] / digest[2:4] / digest
 
     def _upload_dir(self, digest: str, upload_id: str) -> Path:
+        if not is_digest(digest):
+            raise StorageError(f"{digest!r} is not a SHA-256 hex digest")
         if not upload_id.isalnum():
             raise StorageError("malformed upload id")
         return self.root / "uploads" / f"{digest}.{upload_id}"

@@ -145,12 +145,13 @@ class S3Storage(BlobStorage):
     # --- presigned uploads ----------------------------------------------------------------------
 
     def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
+        key = self.key(digest)  # validates the digest before it is decoded
         checksum = checksum_header(digest)
         url = self.signer.generate_presigned_url(
             "put_object",
             Params={
                 "Bucket": self.bucket,
-                "Key": self.key(digest),
+                "Key": key,
                 "ContentLength": size,
                 "ChecksumSHA256": checksum,
             },

@@ -166,6 +166,11 @@ def test_multipart_with_a_missing_part_is_refused(storage: BlobStorage) -> None:
         storage.multipart_parts(digest, upload_id)
 
 
-def test_digests_must_be_sha256_hex(storage: BlobStorage) -> None:
+@pytest.mark.parametrize("digest", ["../../etc/passwd", "A" * 64, "a" * 63, ""])
+def test_digests_must_be_sha256_hex(storage: BlobStorage, digest: str) -> None:
     with pytest.raises(StorageError, match="digest"):
-        storage.size_of("../../etc/passwd")
+        storage.size_of(digest)
+    with pytest.raises(StorageError, match="digest"):
+        storage.multipart_start(digest)
+    with pytest.raises(StorageError, match="digest"):
+        storage.put_target(digest, 1, expires_in=60)
