@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -48,3 +49,53 @@ class TreeEntry(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class BlobClaim(models.Model):
+    """A user has shown they hold a blob's bytes, by uploading them.
+
+    A digest alone must not grant access to content: whoever learnt the SHA-256 of someone
+    else's private file could otherwise name it in a tree of their own and download it. So a
+    blob counts as present, for a user, only once they have uploaded it themselves (into their
+    own staging area, which the server checks and then moves into the shared store), and trees
+    may name only blobs their author has claimed. Storage still keeps one copy per digest.
+    """
+
+    blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="claims")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blob_claims"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blob", "user"], name="blobs_claim_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} holds {self.blob_id[:12]}…"
+
+
+class BlobUpload(models.Model):
+    """A multipart upload in flight into a user's staging area.
+
+    Kept here so that an interrupted client resumes with nothing but its files: the server
+    finds the upload and asks the storage which parts are already there.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blob_uploads"
+    )
+    digest = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    upload_id = models.CharField(max_length=1024)
+    part_size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "digest"], name="blobs_upload_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"upload of {self.digest[:12]}… by user {self.user_id}"

@@ -1,33 +1,21 @@
-"""Blob and tree changes. A tree exists only if every blob it names is stored and checked."""
+"""Tree changes. A tree exists only if every blob it names is stored, checked and claimed."""
 
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
 from blobs.models import Blob, Tree, TreeEntry
-from blobs.storage import get_storage
 from blobs.trees import Entry, InvalidManifest, canonical_manifest, check_entries, tree_digest
 from core.errors import ValidationFailed
 
 ENTRY_BATCH = 2000
 
 
-def blob_register(*, digest: str, size: int) -> Blob:
-    """Record a blob once the storage holds bytes of that digest and size; refuse otherwise."""
-    known = Blob.objects.filter(digest=digest).first()
-    if known is not None:
-        return known
-    if not get_storage().verify(digest, size):
-        raise ValidationFailed(
-            f"Blob {digest} is not stored with {size} bytes and that digest; upload it again.",
-            code="blob_mismatch",
-        )
-    blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": size})
-    return blob
+def tree_create(entries: Iterable[Entry], *, author_id: int) -> Tree:
+    """The tree of ``entries``: made whole in one transaction, or an existing equal one.
 
-
-def tree_create(entries: Iterable[Entry]) -> Tree:
-    """The tree of ``entries``: made whole in one transaction, or an existing equal one."""
+    Every blob it names must have been uploaded by its author (see ``BlobClaim``).
+    """
     try:
         ordered = check_entries(entries)
     except InvalidManifest as exc:
@@ -36,7 +24,7 @@ def tree_create(entries: Iterable[Entry]) -> Tree:
     existing = Tree.objects.filter(digest=digest).first()
     if existing is not None:
         return existing
-    _check_blobs(ordered)
+    _check_blobs(ordered, author_id)
     try:
         with transaction.atomic():
             return _insert_tree(digest, ordered)
@@ -44,10 +32,9 @@ def tree_create(entries: Iterable[Entry]) -> Tree:
         return Tree.objects.get(digest=digest)
 
 
-def _check_blobs(entries: list[Entry]) -> None:
-    stored = dict(
-        Blob.objects.filter(digest__in={e.digest for e in entries}).values_list("digest", "size")
-    )
+def _check_blobs(entries: list[Entry], author_id: int) -> None:
+    held = Blob.objects.filter(digest__in={e.digest for e in entries}, claims__user_id=author_id)
+    stored = dict(held.values_list("digest", "size"))
     missing = sorted({e.digest for e in entries if e.digest not in stored})
     if missing:
         raise ValidationFailed(

@@ -150,6 +150,12 @@ FERRY_S3_ACCESS_KEY = env.str("FERRY_S3_ACCESS_KEY", default="")
 FERRY_S3_SECRET_KEY = env.str("FERRY_S3_SECRET_KEY", default="")
 FERRY_S3_REGION = env.str("FERRY_S3_REGION", default="us-east-1")
 FERRY_S3_PREFIX = env.str("FERRY_S3_PREFIX", default="")
+# Blobs this large or larger are uploaded in parts of FERRY_MULTIPART_PART_SIZE bytes, which
+# are sent in parallel and resumed one by one.
+FERRY_MULTIPART_THRESHOLD = env.int("FERRY_MULTIPART_THRESHOLD", default=64 * 1024 * 1024)
+FERRY_MULTIPART_PART_SIZE = env.int("FERRY_MULTIPART_PART_SIZE", default=32 * 1024 * 1024)
+# The largest single file (blob) Ferry accepts.
+FERRY_MAX_BLOB_SIZE = env.int("FERRY_MAX_BLOB_SIZE", default=100 * 1024**3)
 # How long a signed upload or download URL stays valid.
 FERRY_SIGNED_URL_SECONDS = env.int("FERRY_SIGNED_URL_SECONDS", default=3600)
 

@@ -6,6 +6,7 @@ large ones), so the bytes do not pass through Django when the backend is S3. Bef
 used the server checks that the stored bytes have the claimed digest and size (``verify``).
 """
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -90,3 +91,21 @@ class BlobStorage(ABC):
     @abstractmethod
     def download_url(self, digest: str, filename: str, expires_in: int) -> str | None:
         """A signed URL that serves the blob, or None where Django must stream it itself."""
+
+    @abstractmethod
+    def area(self, name: str) -> "BlobStorage":
+        """The same storage, but keeping its blobs apart under ``name`` (e.g. a user's staging
+        area); ``name`` is made of lowercase letters, digits, '-', '_' and '/'."""
+
+    @abstractmethod
+    def adopt(self, source: "BlobStorage", digest: str) -> None:
+        """Move ``digest`` from ``source``, another area of this storage, into this one."""
+
+
+AREA_RE = re.compile(r"^[a-z0-9_-]+(?:/[a-z0-9_-]+)*\Z")
+
+
+def check_area(name: str) -> str:
+    if not AREA_RE.match(name):
+        raise StorageError(f"{name!r} is not a valid storage area name")
+    return name

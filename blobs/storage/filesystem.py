@@ -17,18 +17,37 @@ from typing import Any, BinaryIO
 from django.core import signing
 
 from blobs.digests import CHUNK, Readable, copy_hashing, is_digest
-from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError
+from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError, check_area
 
 UPLOAD_PATH = "/api/v1/blobs/upload/"
 _SALT = "ferry.blobs.filesystem.put"
 
 
 class FilesystemStorage(BlobStorage):
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        (root / "blobs").mkdir(parents=True, exist_ok=True)
-        (root / "uploads").mkdir(parents=True, exist_ok=True)
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Path, area: str = "") -> None:
+        self.base = root
+        self.area_name = check_area(area) if area else ""
+        self.root = root / area if area else root
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+        # One temporary folder for every area: renames out of it never cross file systems.
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def area(self, name: str) -> "FilesystemStorage":
+        return FilesystemStorage(self.base, check_area(name))
+
+    def adopt(self, source: BlobStorage, digest: str) -> None:
+        if not isinstance(source, FilesystemStorage) or source.base != self.base:
+            raise StorageError("can only adopt blobs from another area of the same storage")
+        target = self._path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source._path(digest), target)
+        except FileNotFoundError as exc:
+            raise StorageError(
+                f"blob {digest} is not in {source.area_name or 'the store'}"
+            ) from exc
 
     # --- paths ----------------------------------------------------------------------------------
 
@@ -74,7 +93,7 @@ class FilesystemStorage(BlobStorage):
 
     def _write_verified(self, digest: str, stream: Readable, size: int | None) -> int:
         target = self._path(digest)
-        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as temp:
+        with tempfile.NamedTemporaryFile(dir=self.tmp, delete=False) as temp:
             try:
                 actual, length = copy_hashing(stream, temp)
                 temp.flush()
@@ -96,7 +115,7 @@ class FilesystemStorage(BlobStorage):
 
     def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
         self._path(digest)  # validates the digest
-        token = _sign({"d": digest, "s": size}, expires_in)
+        token = _sign({"a": self.area_name, "d": digest, "s": size}, expires_in)
         return PutTarget(url=f"{UPLOAD_PATH}{token}", headers={})
 
     def multipart_start(self, digest: str) -> str:
@@ -109,7 +128,7 @@ class FilesystemStorage(BlobStorage):
     ) -> PutTarget:
         if not self._upload_dir(digest, upload_id).is_dir():
             raise StorageError(f"no upload {upload_id} of {digest}")
-        token = _sign({"d": digest, "u": upload_id, "n": number}, expires_in)
+        token = _sign({"a": self.area_name, "d": digest, "u": upload_id, "n": number}, expires_in)
         return PutTarget(url=f"{UPLOAD_PATH}{token}", headers={})
 
     def multipart_parts(self, digest: str, upload_id: str) -> list[Part]:
@@ -141,11 +160,12 @@ class FilesystemStorage(BlobStorage):
     def receive(self, token: str, stream: Readable) -> None:
         """Accept the body of a PUT to a URL this backend signed."""
         claims = _unsign(token)
+        area = self.area(claims["a"]) if claims.get("a") else self
         digest = str(claims["d"])
         if "u" in claims:
-            self._receive_part(digest, str(claims["u"]), int(claims["n"]), stream)
+            area._receive_part(digest, str(claims["u"]), int(claims["n"]), stream)
         else:
-            self._write_verified(digest, stream, size=int(claims["s"]))
+            area._write_verified(digest, stream, size=int(claims["s"]))
 
     def _receive_part(self, digest: str, upload_id: str, number: int, stream: Readable) -> None:
         directory = self._upload_dir(digest, upload_id)

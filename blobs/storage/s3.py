@@ -10,7 +10,7 @@ through once.
 import base64
 import binascii
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from blobs.digests import Readable, copy_hashing, is_digest
-from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError
+from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError, check_area
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -69,15 +69,41 @@ def _hex_of_checksum(value: str) -> str | None:
 
 
 class S3Storage(BlobStorage):
-    def __init__(self, settings: S3Settings) -> None:
+    def __init__(
+        self,
+        settings: S3Settings,
+        client: S3Client | None = None,
+        signer: S3Client | None = None,
+    ) -> None:
         self.settings = settings
         self.bucket = settings.bucket
-        self.client = _client(settings, settings.endpoint_url)
-        self.signer = (
+        self.client = client or _client(settings, settings.endpoint_url)
+        self.signer = signer or (
             _client(settings, settings.public_endpoint_url)
             if settings.public_endpoint_url
             else self.client
         )
+
+    def area(self, name: str) -> "S3Storage":
+        prefix = f"{self.settings.prefix}{check_area(name)}/"
+        # Clients are costly to build and safe to share: the area reuses this one's.
+        return S3Storage(replace(self.settings, prefix=prefix), self.client, self.signer)
+
+    def adopt(self, source: BlobStorage, digest: str) -> None:
+        if not isinstance(source, S3Storage) or source.bucket != self.bucket:
+            raise StorageError("can only adopt blobs from another area of the same bucket")
+        try:
+            # A managed copy: server side, in parts for large objects; the copy gets its own
+            # SHA-256 checksum so that verifying it later needs no download.
+            self.client.copy(
+                {"Bucket": source.bucket, "Key": source.key(digest)},
+                self.bucket,
+                self.key(digest),
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"could not move blob {digest}: {exc}") from exc
+        source.delete(digest)
 
     def key(self, digest: str) -> str:
         if not is_digest(digest):

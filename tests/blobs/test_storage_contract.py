@@ -2,18 +2,16 @@
 
 import io
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 from blobs.digests import sha256_of_bytes
 from blobs.storage import BlobStorage, PutTarget, StorageError, get_storage
 from blobs.storage.filesystem import FilesystemStorage
 from blobs.storage.s3 import S3Settings, S3Storage
+from tests.support.uploads import put as put_bytes
 
 MiB = 1024 * 1024
 
@@ -44,18 +42,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStor
 
 
 def put(target: PutTarget, data: bytes) -> int:
-    """PUT ``data`` as a client would: to Ferry itself or straight to the S3 service."""
-    if target.url.startswith("/"):
-        response = Client().put(
-            target.url, data=data, content_type="application/octet-stream", headers=target.headers
-        )
-        return response.status_code
-    request = urllib.request.Request(target.url, data=data, method="PUT", headers=target.headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return put_bytes(target.url, target.headers, data)
 
 
 def blob(size: int) -> tuple[str, bytes]:
@@ -174,3 +161,46 @@ def test_digests_must_be_sha256_hex(storage: BlobStorage, digest: str) -> None:
         storage.multipart_start(digest)
     with pytest.raises(StorageError, match="digest"):
         storage.put_target(digest, 1, expires_in=60)
+
+
+@pytest.mark.django_db
+def test_areas_keep_blobs_apart_until_adopted(storage: BlobStorage) -> None:
+    digest, data = blob(2048)
+    staging = storage.area("staging/42")
+
+    assert put(staging.put_target(digest, len(data), expires_in=60), data) == 200
+
+    assert staging.verify(digest, len(data))
+    assert storage.size_of(digest) is None
+    storage.adopt(staging, digest)
+    assert storage.verify(digest, len(data))
+    assert staging.size_of(digest) is None
+
+
+@pytest.mark.django_db
+def test_multipart_uploads_work_in_an_area(storage: BlobStorage) -> None:
+    data = secrets.token_bytes(storage.min_part_size + 7)
+    digest = sha256_of_bytes(data)
+    staging = storage.area("staging/7")
+    upload_id = staging.multipart_start(digest)
+    first, rest = data[: storage.min_part_size], data[storage.min_part_size :]
+
+    assert put(staging.multipart_part_target(digest, upload_id, 1, expires_in=60), first) == 200
+    assert put(staging.multipart_part_target(digest, upload_id, 2, expires_in=60), rest) == 200
+    staging.multipart_complete(digest, upload_id)
+
+    assert staging.verify(digest, len(data))
+    assert storage.size_of(digest) is None
+
+
+@pytest.mark.parametrize("name", ["", "../x", "Staging", "a//b", "/a", "a/"])
+def test_area_names_are_checked(storage: BlobStorage, name: str) -> None:
+    with pytest.raises(StorageError, match="area"):
+        storage.area(name)
+
+
+def test_adopting_an_absent_blob_is_refused(storage: BlobStorage) -> None:
+    digest, _ = blob(10)
+
+    with pytest.raises(StorageError):
+        storage.adopt(storage.area("staging/1"), digest)

@@ -2,18 +2,17 @@
 
 import io
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from pytest_django.fixtures import Settings
 
+from accounts.models import User
 from blobs.digests import sha256_of_bytes
-from blobs.models import Blob, Tree, TreeEntry
-from blobs.services import blob_register, tree_create, tree_manifest
-from blobs.storage import get_storage
+from blobs.models import Tree, TreeEntry
+from blobs.services import tree_create, tree_manifest
 from blobs.trees import Entry, InvalidManifest, check_entries, tree_digest
+from blobs.uploads import Wanted, staging_area, uploads_finish
 from core.errors import ValidationFailed
+from tests.factories import UserFactory
 
 D1 = "a" * 64
 D2 = "b" * 64
@@ -75,28 +74,29 @@ def test_digest_does_not_depend_on_order_but_on_every_field() -> None:
 
 
 @pytest.fixture
-def stored(settings: Settings, tmp_path: Path) -> Iterator[dict[str, bytes]]:
-    """Three blobs, uploaded to a filesystem storage and registered."""
-    settings.FERRY_STORAGE = "filesystem"
-    settings.FERRY_STORAGE_DIR = tmp_path / "storage"
-    get_storage.cache_clear()
-    blobs = {}
-    for _ in range(3):
-        data = secrets.token_bytes(100)
-        digest = sha256_of_bytes(data)
-        get_storage().save(digest, io.BytesIO(data))
-        blob_register(digest=digest, size=len(data))
-        blobs[digest] = data
-    yield blobs
-    get_storage.cache_clear()
+def author(configured_storage: str) -> User:
+    return UserFactory.create()
+
+
+@pytest.fixture
+def stored(author: User) -> dict[str, bytes]:
+    """Three blobs the author uploaded (to their staging area) and finished."""
+    blobs = {sha256_of_bytes(data): data for data in (secrets.token_bytes(100) for _ in range(3))}
+    for digest, data in blobs.items():
+        staging_area(author.pk).save(digest, io.BytesIO(data))
+    result = uploads_finish(
+        user_id=author.pk, blobs=[Wanted(digest, len(data)) for digest, data in blobs.items()]
+    )
+    assert result.failed == {}
+    return blobs
 
 
 @pytest.mark.django_db
-def test_tree_of_stored_blobs_is_created_once(stored: dict[str, bytes]) -> None:
+def test_tree_of_stored_blobs_is_created_once(stored: dict[str, bytes], author: User) -> None:
     entries = [Entry(f"f{i}", digest, 100) for i, digest in enumerate(stored)]
 
-    tree = tree_create(entries)
-    again = tree_create(reversed(entries))
+    tree = tree_create(entries, author_id=author.pk)
+    again = tree_create(reversed(entries), author_id=author.pk)
 
     assert again.pk == tree.pk
     assert (tree.file_count, tree.total_size) == (3, 300)
@@ -105,12 +105,14 @@ def test_tree_of_stored_blobs_is_created_once(stored: dict[str, bytes]) -> None:
 
 
 @pytest.mark.django_db
-def test_a_tree_naming_a_missing_blob_is_refused_whole(stored: dict[str, bytes]) -> None:
+def test_a_tree_naming_a_missing_blob_is_refused_whole(
+    stored: dict[str, bytes], author: User
+) -> None:
     entries = [Entry(f"f{i}", digest, 100) for i, digest in enumerate(stored)]
     entries.append(Entry("missing", "c" * 64, 5))
 
     with pytest.raises(ValidationFailed) as caught:
-        tree_create(entries)
+        tree_create(entries, author_id=author.pk)
 
     assert caught.value.code == "missing_blobs"
     assert caught.value.fields["missing"] == ["c" * 64]
@@ -119,22 +121,13 @@ def test_a_tree_naming_a_missing_blob_is_refused_whole(stored: dict[str, bytes])
 
 
 @pytest.mark.django_db
-def test_a_size_that_differs_from_the_blob_is_refused(stored: dict[str, bytes]) -> None:
+def test_a_size_that_differs_from_the_blob_is_refused(
+    stored: dict[str, bytes], author: User
+) -> None:
     digest = next(iter(stored))
 
     with pytest.raises(ValidationFailed) as caught:
-        tree_create([Entry("f", digest, 99)])
+        tree_create([Entry("f", digest, 99)], author_id=author.pk)
 
     assert caught.value.code == "size_mismatch"
     assert not Tree.objects.exists()
-
-
-@pytest.mark.django_db
-def test_registering_a_blob_checks_the_stored_bytes(stored: dict[str, bytes]) -> None:
-    digest = sha256_of_bytes(b"never uploaded")
-
-    with pytest.raises(ValidationFailed) as caught:
-        blob_register(digest=digest, size=14)
-
-    assert caught.value.code == "blob_mismatch"
-    assert not Blob.objects.filter(digest=digest).exists()
