@@ -50,12 +50,21 @@ _TEAM_NEEDS = {
 
 
 def team_role(user: AnyUser, team: Team) -> Role | None:
+    return owner_role(user, owner_user_id=None, owner_team_id=team.pk)
+
+
+def owner_role(
+    user: AnyUser, *, owner_user_id: int | None, owner_team_id: int | None
+) -> Role | None:
+    """The role ``user`` has on something owned by that user or that team."""
     if not user.is_authenticated:
         return None
-    if user.is_superuser:
+    if user.is_superuser or (owner_user_id is not None and owner_user_id == user.pk):
         return Role.OWNER
-    role = Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True)
-    found = role.first()
+    if owner_team_id is None:
+        return None
+    rows = Membership.objects.filter(team_id=owner_team_id, user_id=user.pk)
+    found = rows.values_list("role", flat=True).first()
     return Role(found) if found else None
 
 

@@ -45,6 +45,27 @@ def _claim_namespace(name: str, field: str) -> None:
         raise _name_taken(field, name)
 
 
+# --- owners of projects and datasets -----------------------------------------------------------
+
+
+def owner_for_new(actor: User, owner: str) -> User | Team:
+    """The user or team named ``owner``, if ``actor`` may create projects or datasets there."""
+    if owner.lower() == actor.username.lower():
+        return actor
+    team = Team.objects.filter(name__iexact=owner).first()
+    if team is not None:
+        authorize_team(actor, team, TeamAction.CREATE_PROJECT)
+        return team
+    if User.objects.filter(username__iexact=owner).exists():
+        raise PermissionDenied(
+            "You can create things only under your own name or a team you belong to.",
+            fields={"owner": ["Not your namespace."]},
+        )
+    raise ValidationFailed(
+        f"No user or team named '{owner}'.", fields={"owner": ["No such user or team."]}
+    )
+
+
 # --- users --------------------------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "accounts",
     "projects",
     "blobs",
+    "datasets",
 ]
 
 MIDDLEWARE = [

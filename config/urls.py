@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
     path("", include("blobs.urls")),
+    path("", include("datasets.urls")),
 ]
 
 urlpatterns = [

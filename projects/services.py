@@ -4,31 +4,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Team, User
-from accounts.policy import TeamAction, authorize_team
 from accounts.roles import Role
-from accounts.services import user_get
-from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from accounts.services import owner_for_new, user_get
+from core.errors import Conflict, NotFound
 from projects.events import project_event_publish
 from projects.models import Project, ProjectMember, Visibility
 from projects.policy import ProjectAction, authorize_project
-
-
-def _resolve_owner(actor: User, owner: str) -> User | Team:
-    """The user or team named ``owner``, if ``actor`` may create projects there."""
-    if owner.lower() == actor.username.lower():
-        return actor
-    team = Team.objects.filter(name__iexact=owner).first()
-    if team is not None:
-        authorize_team(actor, team, TeamAction.CREATE_PROJECT)
-        return team
-    if User.objects.filter(username__iexact=owner).exists():
-        raise PermissionDenied(
-            "You can create projects only under your own name or a team you belong to.",
-            fields={"owner": ["Not your namespace."]},
-        )
-    raise ValidationFailed(
-        f"No user or team named '{owner}'.", fields={"owner": ["No such user or team."]}
-    )
 
 
 def project_create(
@@ -39,7 +20,7 @@ def project_create(
     description: str = "",
     visibility: Visibility = Visibility.PRIVATE,
 ) -> Project:
-    owner_obj = _resolve_owner(actor, owner or actor.username)
+    owner_obj = owner_for_new(actor, owner or actor.username)
     project = Project(
         name=name,
         description=description,

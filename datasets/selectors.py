@@ -1,0 +1,97 @@
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from accounts.models import Membership
+from accounts.policy import AnyUser
+from blobs.models import TreeEntry
+from blobs.trees import InvalidManifest, check_path
+from core.errors import NotFound
+from datasets.models import Dataset, DatasetVersion
+from datasets.policy import DatasetAction, authorize_dataset
+from projects.models import Visibility
+
+
+def dataset_get(user: AnyUser, owner: str, name: str, action: DatasetAction) -> Dataset:
+    dataset = (
+        Dataset.objects.select_related("owner_user", "owner_team")
+        .filter(Q(owner_user__username__iexact=owner) | Q(owner_team__name__iexact=owner))
+        .filter(name__iexact=name)
+        .first()
+    )
+    if dataset is None:
+        raise NotFound(
+            f"No dataset {owner.lower()}/datasets/{name.lower()} here, or you may not see it."
+        )
+    authorize_dataset(user, dataset, action)
+    return dataset
+
+
+def datasets_visible_to(user: AnyUser, owner: str | None = None) -> QuerySet[Dataset]:
+    datasets = Dataset.objects.select_related("owner_user", "owner_team").order_by("id")
+    if owner:
+        datasets = datasets.filter(
+            Q(owner_user__username__iexact=owner) | Q(owner_team__name__iexact=owner)
+        )
+    if user.is_authenticated and user.is_superuser:
+        return datasets
+    public = Q(visibility=Visibility.PUBLIC)
+    if not user.is_authenticated:
+        return datasets.filter(public)
+    in_team = Exists(Membership.objects.filter(team=OuterRef("owner_team"), user_id=user.pk))
+    return datasets.filter(public | Q(owner_user_id=user.pk) | in_team)
+
+
+def version_get(dataset: Dataset, number: int) -> DatasetVersion:
+    version = dataset.versions.select_related("tree", "author").filter(number=number).first()
+    if version is None:
+        raise NotFound(f"{dataset.full_name} has no version {number}.")
+    return version
+
+
+def versions_of(dataset: Dataset) -> QuerySet[DatasetVersion]:
+    return dataset.versions.select_related("tree", "author").order_by("-number")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One row of a directory listing: a file, or a directory with what it holds."""
+
+    path: str
+    name: str
+    kind: str  # "file" or "dir"
+    size: int
+    digest: str | None = None
+    mode: int | None = None
+
+
+def version_listing(version: DatasetVersion, directory: str) -> list[Listing]:
+    """The files and directories directly inside ``directory`` ('' for the top)."""
+    prefix = f"{directory.strip('/')}/" if directory.strip("/") else ""
+    rows = TreeEntry.objects.filter(tree=version.tree, path__startswith=prefix).values_list(
+        "path", "blob_id", "size", "mode"
+    )
+    files: list[Listing] = []
+    dirs: dict[str, int] = {}
+    for path, digest, size, mode in rows:
+        rest = path[len(prefix) :]
+        head, sep, _ = rest.partition("/")
+        if sep:
+            dirs[head] = dirs.get(head, 0) + size
+        else:
+            files.append(Listing(path, rest, "file", size, digest, mode))
+    if prefix and not files and not dirs:
+        raise NotFound(f"{version} has no directory {directory.strip('/')!r}.")
+    listed = [Listing(f"{prefix}{name}", name, "dir", size) for name, size in sorted(dirs.items())]
+    return listed + sorted(files, key=lambda row: row.name)
+
+
+def version_file(version: DatasetVersion, path: str) -> TreeEntry:
+    try:
+        check_path(path)  # a path no tree can hold (a NUL, say) must not reach the query
+    except InvalidManifest as exc:
+        raise NotFound(f"{version} has no file {path!r}.") from exc
+    entry = TreeEntry.objects.filter(tree=version.tree, path=path).first()
+    if entry is None:
+        raise NotFound(f"{version} has no file {path!r}.")
+    return entry

@@ -1,0 +1,85 @@
+"""Every change to datasets and their versions goes through these functions."""
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from accounts.models import Team, User
+from accounts.services import owner_for_new
+from blobs.models import Tree, TreeEntry
+from core.errors import Conflict, ValidationFailed
+from datasets.models import Dataset, DatasetVersion
+from datasets.policy import DatasetAction, authorize_dataset
+from projects.models import Visibility
+
+
+def dataset_create(
+    *,
+    actor: User,
+    name: str,
+    owner: str | None = None,
+    description: str = "",
+    visibility: Visibility = Visibility.PRIVATE,
+) -> Dataset:
+    owner_obj = owner_for_new(actor, owner or actor.username)
+    dataset = Dataset(
+        name=name,
+        description=description,
+        visibility=visibility,
+        created_by=actor,
+        owner_user=owner_obj if isinstance(owner_obj, User) else None,
+        owner_team=owner_obj if isinstance(owner_obj, Team) else None,
+    )
+    try:
+        with transaction.atomic():
+            dataset.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{dataset.full_name} already exists; choose another name.",
+            fields={"name": ["A dataset with this name exists under this owner."]},
+            code="dataset_exists",
+        ) from exc
+    return dataset
+
+
+def dataset_delete(*, actor: User, dataset: Dataset) -> None:
+    """Delete the dataset and its versions; their blobs go when nothing else uses them."""
+    authorize_dataset(actor, dataset, DatasetAction.DELETE)
+    dataset.delete()
+
+
+def dataset_version_commit(
+    *, actor: User, dataset: Dataset, tree_digest: str, message: str = ""
+) -> DatasetVersion:
+    """Make the tree ``tree_digest`` the dataset's next version, whole or not at all."""
+    authorize_dataset(actor, dataset, DatasetAction.WRITE)
+    tree = _tree_of_author(actor, tree_digest)
+    with transaction.atomic():
+        # Lock the dataset so that two commits at once get numbers N and N+1, not both N.
+        Dataset.objects.select_for_update().filter(id=dataset.id).exists()
+        latest = dataset.versions.aggregate(latest=Max("number"))["latest"] or 0
+        return DatasetVersion.objects.create(
+            dataset=dataset, number=latest + 1, tree=tree, message=message, author=actor
+        )
+
+
+def _tree_of_author(actor: User, digest: str) -> Tree:
+    # A tree digest, like a blob digest, is no capability: the committer must have uploaded
+    # every blob the tree names. Unknown and foreign trees get the same answer.
+    tree = Tree.objects.filter(digest=digest).first()
+    unclaimed = (
+        tree is None
+        or TreeEntry.objects.filter(tree=tree).exclude(blob__claims__user=actor).exists()
+    )
+    if unclaimed:
+        raise ValidationFailed(
+            "No tree with that digest among your uploads; upload the files, then commit.",
+            fields={"tree": ["Unknown tree."]},
+            code="unknown_tree",
+        )
+    assert tree is not None
+    return tree
+
+
+def dataset_version_delete(*, actor: User, version: DatasetVersion) -> None:
+    authorize_dataset(actor, version.dataset, DatasetAction.MANAGE)
+    version.delete()
