@@ -28,8 +28,16 @@ def tree_create(entries: Iterable[Entry], *, author_id: int) -> Tree:
     try:
         with transaction.atomic():
             return _insert_tree(digest, ordered)
-    except IntegrityError:  # an equal tree was committed by someone else meanwhile
-        return Tree.objects.get(digest=digest)
+    except IntegrityError as exc:
+        # Either an equal tree was committed meanwhile, or (rarely) the garbage collector
+        # removed a blob that had gone unused for its whole grace period a moment ago.
+        existing = Tree.objects.filter(digest=digest).first()
+        if existing is not None:
+            return existing
+        raise ValidationFailed(
+            "Some of these blobs were just removed as unused; upload them again.",
+            code="missing_blobs",
+        ) from exc
 
 
 def _check_blobs(entries: list[Entry], author_id: int) -> None:

@@ -177,6 +177,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "accounts.purge_expired_tokens",
         "schedule": timedelta(hours=1),
     },
+    "blobs.collect_garbage": {
+        "task": "blobs.collect_garbage",
+        "schedule": timedelta(hours=1),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

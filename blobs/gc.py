@@ -1,0 +1,93 @@
+"""Garbage collection: trees nothing uses, then blobs no tree names, after a grace period.
+
+The grace period protects work in flight: a tree committed a moment ago whose dataset version
+is being written, and blobs a user has just uploaded (or just claimed) and is about to name in
+a tree. Whatever is removed goes from the database first, under a condition that it is still
+unused, and from the storage after; a crash between the two leaves only an orphan file, which a
+re-upload overwrites.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from blobs.models import Blob, BlobClaim, Tree, TreeEntry
+from blobs.storage import StorageError, get_storage
+
+logger = logging.getLogger(__name__)
+
+GRACE = timedelta(hours=24)
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Collected:
+    trees: int
+    blobs: int
+
+
+def collect_garbage(*, now: datetime | None = None, grace: timedelta = GRACE) -> Collected:
+    cutoff = (now or timezone.now()) - grace
+    return Collected(trees=_collect_trees(cutoff), blobs=_collect_blobs(cutoff))
+
+
+def _tree_users() -> list[str]:
+    """The reverse relations through which other apps use trees (dataset versions, jobs...).
+
+    Read from the model graph, so this module needs to know none of those apps.
+    """
+    return [
+        relation.get_accessor_name() or relation.name
+        for relation in Tree._meta.related_objects
+        if relation.related_model is not TreeEntry
+    ]
+
+
+def unused_trees(cutoff: datetime) -> models.QuerySet[Tree]:
+    unused = Tree.objects.filter(created_at__lt=cutoff)
+    for accessor in _tree_users():
+        unused = unused.filter(**{f"{accessor}__isnull": True})
+    return unused
+
+
+def _collect_trees(cutoff: datetime) -> int:
+    removed = 0
+    while batch := list(unused_trees(cutoff).values_list("id", flat=True)[:BATCH]):
+        Tree.objects.filter(id__in=batch).delete()  # its entries go with it
+        removed += len(batch)
+    return removed
+
+
+def unused_blobs(cutoff: datetime) -> models.QuerySet[Blob]:
+    named = TreeEntry.objects.filter(blob=OuterRef("pk"))
+    fresh_claim = BlobClaim.objects.filter(blob=OuterRef("pk"), created_at__gte=cutoff)
+    return (
+        Blob.objects.filter(created_at__lt=cutoff)
+        .exclude(Exists(named))
+        .exclude(Exists(fresh_claim))
+    )
+
+
+def _collect_blobs(cutoff: datetime) -> int:
+    storage = get_storage()
+    removed = 0
+    while batch := list(unused_blobs(cutoff).values_list("digest", flat=True)[:BATCH]):
+        with transaction.atomic():
+            # Locked, a row cannot gain a tree entry (whose foreign key check waits for the
+            # lock) between this check and the delete.
+            locked = unused_blobs(cutoff).filter(digest__in=batch).select_for_update()
+            gone = list(locked.values_list("digest", flat=True))
+            Blob.objects.filter(digest__in=gone).delete()
+        for digest in gone:
+            try:
+                storage.delete(digest)
+            except StorageError:
+                logger.warning("blob %s left in storage; it is unused", digest, exc_info=True)
+        removed += len(gone)
+        if len(gone) < len(batch):
+            break
+    return removed
