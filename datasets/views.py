@@ -2,7 +2,12 @@
 
 from django.conf import settings
 from django.db.models import Max
-from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
@@ -15,6 +20,7 @@ from blobs.storage import get_storage
 from core.api.pagination import paginated
 from core.api.serializers import validated
 from datasets import selectors, services
+from datasets.archive import version_tar
 from datasets.policy import DatasetAction
 from datasets.serializers import (
     DatasetCreateInput,
@@ -130,3 +136,16 @@ class VersionFileDownloadView(APIView):
         if url is not None:
             return HttpResponseRedirect(url)
         return FileResponse(storage.open(entry.blob_id), as_attachment=True, filename=filename)
+
+
+class VersionArchiveView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses={(200, "application/x-tar"): bytes})
+    def get(self, request: Request, owner: str, name: str, number: str) -> HttpResponseBase:
+        dataset = selectors.dataset_get(request.user, owner, name, DatasetAction.VIEW)
+        version = selectors.version_get(dataset, int(number))
+        response = StreamingHttpResponse(version_tar(version), content_type="application/x-tar")
+        filename = f"{dataset.owner_name}-{dataset.name}-{version.number}.tar"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

@@ -1,6 +1,8 @@
 """Datasets and their versions through the API, on both storage backends."""
 
+import io
 import secrets
+import tarfile
 from functools import partial
 from typing import Any
 
@@ -182,3 +184,24 @@ def test_concurrent_commits_get_consecutive_numbers(alice_api: APIClient, postgr
 
     assert outcomes == ["ok"] * 4
     assert sorted(DatasetVersion.objects.values_list("number", flat=True)) == [1, 2, 3, 4]
+
+
+def test_a_version_downloads_as_a_tar_stream(alice_api: APIClient) -> None:
+    files = {
+        "big.bin": secrets.token_bytes(3 * 1024 * 1024 + 5),
+        "dir/ünïcode name.txt": b"text",
+        "d/" + "long" * 40 + ".txt": b"",
+    }
+    commit(alice_api, files)
+
+    response = alice_api.get(f"{DATASETS}/alice/mnist/versions/1/tar")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(response.getvalue()), mode="r:") as archive:
+        unpacked = {
+            member.name: archive.extractfile(member).read()  # type: ignore[union-attr]
+            for member in archive
+            if member.isfile()
+        }
+    assert unpacked == files
