@@ -1,0 +1,1 @@
+"""The `ferry` command: a thin layer over the SDK."""
