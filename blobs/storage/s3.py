@@ -52,6 +52,9 @@ def _client(settings: S3Settings, endpoint_url: str | None) -> S3Client:
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             retries={"max_attempts": 5, "mode": "standard"},
+            # Finishing an upload talks to S3 from many threads at once (uploads.FINISH_THREADS);
+            # a smaller pool would open and drop a connection per request.
+            max_pool_connections=32,
         ),
     )
 
