@@ -1,5 +1,6 @@
 """Shared fixtures: real PostgreSQL and Redis, API clients, and the users tests act as."""
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -7,10 +8,12 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import api_token_create
+from blobs.storage import get_storage
 from config.redis_urls import celery_broker_url
 from tests.factories import UserFactory
 from tests.support.redis_server import test_redis
@@ -184,3 +187,27 @@ def s3(s3_server: S3Server | None) -> S3Server:
         unavailable("s3", _S3_PROBLEM[0] if _S3_PROBLEM else "could not start")
     assert s3_server is not None
     return s3_server
+
+
+# --- blob storage ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def configured_storage(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> Iterator[str]:
+    """Point FERRY_STORAGE at the filesystem or at the real test S3 server; yields which."""
+    settings.FERRY_STORAGE = request.param
+    if request.param == "filesystem":
+        settings.FERRY_STORAGE_DIR = tmp_path / "storage"
+    else:
+        server = request.getfixturevalue("s3")
+        settings.FERRY_S3_ENDPOINT_URL = server.endpoint_url
+        settings.FERRY_S3_BUCKET = server.bucket
+        settings.FERRY_S3_ACCESS_KEY = server.access_key
+        settings.FERRY_S3_SECRET_KEY = server.secret_key
+        settings.FERRY_S3_REGION = server.region
+        settings.FERRY_S3_PREFIX = f"test-{secrets.token_hex(4)}/"
+    get_storage.cache_clear()
+    yield request.param
+    get_storage.cache_clear()

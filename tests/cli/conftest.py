@@ -1,42 +1,18 @@
 """Run the `ferry` CLI in-process against a live Ferry server, on each storage backend."""
 
 import io
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from ferry.cli.context import Context
 from ferry.cli.main import main
-from pytest_django.fixtures import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from accounts.models import User
 from accounts.services import api_token_create
-from blobs.storage import get_storage
 from tests.factories import UserFactory
-
-
-@pytest.fixture(params=["filesystem", "s3"])
-def configured_storage(
-    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
-) -> Iterator[str]:
-    """Point FERRY_STORAGE at the filesystem or at the real test S3 server; yields which."""
-    settings.FERRY_STORAGE = request.param
-    if request.param == "filesystem":
-        settings.FERRY_STORAGE_DIR = tmp_path / "storage"
-    else:
-        server = request.getfixturevalue("s3")
-        settings.FERRY_S3_ENDPOINT_URL = server.endpoint_url
-        settings.FERRY_S3_BUCKET = server.bucket
-        settings.FERRY_S3_ACCESS_KEY = server.access_key
-        settings.FERRY_S3_SECRET_KEY = server.secret_key
-        settings.FERRY_S3_REGION = server.region
-        settings.FERRY_S3_PREFIX = f"test-{secrets.token_hex(4)}/"
-    get_storage.cache_clear()
-    yield request.param
-    get_storage.cache_clear()
 
 
 @dataclass(frozen=True)
