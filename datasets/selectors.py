@@ -3,13 +3,13 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Membership
+from accounts.ownership import Visibility
 from accounts.policy import AnyUser
 from blobs.models import TreeEntry
 from blobs.trees import InvalidManifest, check_path
 from core.errors import NotFound
 from datasets.models import Dataset, DatasetVersion
 from datasets.policy import DatasetAction, authorize_dataset
-from projects.models import Visibility
 
 
 def dataset_get(user: AnyUser, owner: str, name: str, action: DatasetAction) -> Dataset:

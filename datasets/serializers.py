@@ -2,11 +2,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.ownership import Visibility
 from accounts.serializers import namespace_field
 from blobs.serializers import digest_field
 from core.api.serializers import InputSerializer
 from datasets.models import Dataset, DatasetVersion
-from projects.models import Visibility
 from projects.serializers import MAX_DESCRIPTION, project_name_field
 
 

@@ -4,12 +4,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import Team, User
+from accounts.ownership import Visibility
 from accounts.services import owner_for_new
 from blobs.models import Tree, TreeEntry
 from core.errors import Conflict, ValidationFailed
 from datasets.models import Dataset, DatasetVersion
 from datasets.policy import DatasetAction, authorize_dataset
-from projects.models import Visibility
 
 
 def dataset_create(
