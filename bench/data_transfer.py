@@ -108,8 +108,10 @@ def wait_until_up(url: str) -> None:
 
 def ferry(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(
-        [str(BIN / "ferry"), *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+        [str(BIN / "ferry"), *args], cwd=cwd, env=env, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"ferry {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
 
 

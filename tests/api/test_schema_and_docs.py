@@ -33,3 +33,10 @@ def test_root_leads_to_the_docs(client: Client) -> None:
 
     assert response.status_code == 302
     assert response["Location"] == "/api/docs/"
+
+
+def test_schema_documents_bearer_tokens(client: Client) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    scheme = schema["components"]["securitySchemes"]["bearerToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
