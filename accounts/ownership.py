@@ -1,10 +1,11 @@
 """What projects and datasets share: a name under a user or a team, and a visibility."""
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Team, User
+from core.errors import Conflict
 from core.names import PROJECT_NAME_MAX_LENGTH, validate_project_name
 
 
@@ -58,6 +59,10 @@ class OwnedByUserOrTeam(models.Model):
         ]
         ordering = ["id"]
 
+    def set_owner(self, owner: User | Team) -> None:
+        self.owner_user = owner if isinstance(owner, User) else None
+        self.owner_team = owner if isinstance(owner, Team) else None
+
     @property
     def owner_name(self) -> str:
         if self.owner_user is not None:
@@ -72,3 +77,21 @@ class OwnedByUserOrTeam(models.Model):
     @property
     def is_public(self) -> bool:
         return self.visibility == Visibility.PUBLIC
+
+
+def name_taken(thing: OwnedByUserOrTeam, kind: str) -> Conflict:
+    """The answer when ``thing``'s owner already has a ``kind`` of that name."""
+    return Conflict(
+        f"{thing} already exists; choose another name.",
+        fields={"name": [f"A {kind} with this name exists under this owner."]},
+        code=f"{kind}_exists",
+    )
+
+
+def save_new(thing: OwnedByUserOrTeam, kind: str) -> None:
+    """Insert ``thing``; the unique constraints, not a prior check, decide races."""
+    try:
+        with transaction.atomic():
+            thing.save()
+    except IntegrityError as exc:
+        raise name_taken(thing, kind) from exc

@@ -1,13 +1,13 @@
 """Every change to datasets and their versions goes through these functions."""
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 
-from accounts.models import Team, User
-from accounts.ownership import Visibility
+from accounts.models import User
+from accounts.ownership import Visibility, save_new
 from accounts.services import owner_for_new
 from blobs.models import Tree, TreeEntry
-from core.errors import Conflict, ValidationFailed
+from core.errors import ValidationFailed
 from datasets.models import Dataset, DatasetVersion
 from datasets.policy import DatasetAction, authorize_dataset
 
@@ -20,24 +20,9 @@ def dataset_create(
     description: str = "",
     visibility: Visibility = Visibility.PRIVATE,
 ) -> Dataset:
-    owner_obj = owner_for_new(actor, owner or actor.username)
-    dataset = Dataset(
-        name=name,
-        description=description,
-        visibility=visibility,
-        created_by=actor,
-        owner_user=owner_obj if isinstance(owner_obj, User) else None,
-        owner_team=owner_obj if isinstance(owner_obj, Team) else None,
-    )
-    try:
-        with transaction.atomic():
-            dataset.save()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"{dataset.full_name} already exists; choose another name.",
-            fields={"name": ["A dataset with this name exists under this owner."]},
-            code="dataset_exists",
-        ) from exc
+    dataset = Dataset(name=name, description=description, visibility=visibility, created_by=actor)
+    dataset.set_owner(owner_for_new(actor, owner or actor.username))
+    save_new(dataset, "dataset")
     return dataset
 
 

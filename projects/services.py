@@ -3,7 +3,8 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Team, User
+from accounts.models import User
+from accounts.ownership import name_taken, save_new
 from accounts.roles import Role
 from accounts.services import owner_for_new, user_get
 from core.errors import Conflict, NotFound
@@ -20,29 +21,10 @@ def project_create(
     description: str = "",
     visibility: Visibility = Visibility.PRIVATE,
 ) -> Project:
-    owner_obj = owner_for_new(actor, owner or actor.username)
-    project = Project(
-        name=name,
-        description=description,
-        visibility=visibility,
-        created_by=actor,
-        owner_user=owner_obj if isinstance(owner_obj, User) else None,
-        owner_team=owner_obj if isinstance(owner_obj, Team) else None,
-    )
-    try:
-        with transaction.atomic():
-            project.save()
-    except IntegrityError as exc:
-        raise _project_exists(project) from exc
+    project = Project(name=name, description=description, visibility=visibility, created_by=actor)
+    project.set_owner(owner_for_new(actor, owner or actor.username))
+    save_new(project, "project")
     return project
-
-
-def _project_exists(project: Project) -> Conflict:
-    return Conflict(
-        f"{project.full_name} already exists; choose another name.",
-        fields={"name": ["A project with this name exists under this owner."]},
-        code="project_exists",
-    )
 
 
 def project_update(
@@ -66,7 +48,7 @@ def project_update(
             project.save(update_fields=["name", "description", "visibility", "updated_at"])
             project_event_publish(project, "project.updated", {"name": project.name})
     except IntegrityError as exc:
-        raise _project_exists(project) from exc
+        raise name_taken(project, "project") from exc
     return project
 
 
