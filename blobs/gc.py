@@ -3,8 +3,8 @@
 The grace period protects work in flight: a tree committed a moment ago whose dataset version
 is being written, and blobs a user has just uploaded (or just claimed) and is about to name in
 a tree. Whatever is removed goes from the database first, under a condition that it is still
-unused, and from the storage after; a crash between the two leaves only an orphan file, which a
-re-upload overwrites.
+unused, and from the storage after, under the blobs' locks; a crash between the two leaves only
+an orphan file, which a re-upload overwrites.
 """
 
 import logging
@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from blobs.locks import blob_locks
 from blobs.models import Blob, BlobClaim, Tree, TreeEntry
 from blobs.storage import StorageError, get_storage
 
@@ -73,7 +74,6 @@ def unused_blobs(cutoff: datetime) -> models.QuerySet[Blob]:
 
 
 def _collect_blobs(cutoff: datetime) -> int:
-    storage = get_storage()
     removed = 0
     while batch := list(unused_blobs(cutoff).values_list("digest", flat=True)[:BATCH]):
         with transaction.atomic():
@@ -82,12 +82,26 @@ def _collect_blobs(cutoff: datetime) -> int:
             locked = unused_blobs(cutoff).filter(digest__in=batch).select_for_update()
             gone = list(locked.values_list("digest", flat=True))
             Blob.objects.filter(digest__in=gone).delete()
-        for digest in gone:
-            try:
-                storage.delete(digest)
-            except StorageError:
-                logger.warning("blob %s left in storage; it is unused", digest, exc_info=True)
+        _delete_bytes(gone)
         removed += len(gone)
         if len(gone) < len(batch):
             break
     return removed
+
+
+def _delete_bytes(digests: list[str]) -> None:
+    """Remove the bytes of blobs whose rows are gone, unless an upload recorded one again.
+
+    Under the blobs' locks (see blobs.locks): an upload of the same bytes finishing meanwhile
+    either recorded its row before (and the bytes stay) or checks the storage after.
+    """
+    storage = get_storage()
+    with blob_locks(digests):
+        back = set(Blob.objects.filter(digest__in=digests).values_list("digest", flat=True))
+        for digest in digests:
+            if digest in back:
+                continue
+            try:
+                storage.delete(digest)
+            except StorageError:
+                logger.warning("blob %s left in storage; it is unused", digest, exc_info=True)

@@ -77,7 +77,8 @@ class BlobClaim(models.Model):
 
 
 class BlobUpload(models.Model):
-    """A multipart upload in flight into a user's staging area.
+    """A multipart upload in flight: into the store itself (``direct``), or into the user's
+    staging area (see ``blobs.uploads``).
 
     Kept here so that an interrupted client resumes with nothing but its files: the server
     finds the upload and asks the storage which parts are already there.
@@ -90,6 +91,7 @@ class BlobUpload(models.Model):
     size = models.BigIntegerField()
     upload_id = models.CharField(max_length=1024)
     part_size = models.BigIntegerField()
+    direct = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -12,6 +12,9 @@ urlpatterns = [
     re_path(api(rf"{DATASET}/versions"), views.VersionListView.as_view(), name="version-list"),
     re_path(api(VERSION), views.VersionDetailView.as_view(), name="version"),
     re_path(api(rf"{VERSION}/files"), views.VersionFilesView.as_view(), name="version-files"),
+    re_path(
+        api(rf"{VERSION}/manifest"), views.VersionManifestView.as_view(), name="version-manifest"
+    ),
     re_path(api(rf"{VERSION}/tar"), views.VersionArchiveView.as_view(), name="version-tar"),
     re_path(
         rf"^{VERSION}/files/(?P<path>(?s:.+))\Z",

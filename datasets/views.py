@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import current_user
 from blobs.storage import get_storage
-from core.api.pagination import paginated
+from core.api.pagination import LargePagePagination, paginated
 from core.api.serializers import validated
 from datasets import selectors, services
 from datasets.archive import version_tar
@@ -28,6 +28,8 @@ from datasets.serializers import (
     DatasetOutput,
     FilesQuery,
     ListingOutput,
+    ManifestQuery,
+    ManifestRowOutput,
     VersionCreateInput,
     VersionOutput,
 )
@@ -119,6 +121,33 @@ class VersionFilesView(APIView):
         version = selectors.version_get(dataset, int(number))
         rows = selectors.version_listing(version, query["path"])
         return paginated(request, self, rows, ListingOutput)
+
+
+class VersionManifestView(APIView):
+    """Every file of a version in one flat list, with download URLs: what a clone reads."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    pagination_class = LargePagePagination  # also tells the schema that the list is paged
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "path", str, description="Only this file, or the files under this directory."
+            )
+        ],
+        responses=ManifestRowOutput(many=True),
+        description="The files of a version at any depth, ordered by path, with a signed URL "
+        "to download each from the storage (null with the filesystem storage). Pages of up to "
+        "1000 rows.",
+    )
+    def get(self, request: Request, owner: str, name: str, number: str) -> Response:
+        query = validated(ManifestQuery, request.query_params.dict())
+        dataset = selectors.dataset_get(request.user, owner, name, DatasetAction.VIEW)
+        version = selectors.version_get(dataset, int(number))
+        rows = selectors.VersionManifest(version, query["path"])
+        return paginated(
+            request, self, rows, ManifestRowOutput, paginator_class=self.pagination_class
+        )
 
 
 class VersionFileDownloadView(APIView):

@@ -38,6 +38,11 @@ class StorageError(Exception):
 class BlobStorage(ABC):
     #: Parts are at least this large, except the last (S3's own minimum).
     min_part_size = 5 * 1024 * 1024
+    #: Whether clients may upload straight to this area's keys: true where the storage itself
+    #: refuses bytes that do not match the signed digest, and records the signed ``tag`` of
+    #: whoever wrote them (which ``verify`` checks). Otherwise uploads go to a staging area
+    #: first and are adopted from there.
+    direct_uploads: bool = False
 
     @abstractmethod
     def size_of(self, digest: str) -> int | None:
@@ -56,15 +61,18 @@ class BlobStorage(ABC):
         """Remove the blob; removing an absent blob is not an error."""
 
     @abstractmethod
-    def verify(self, digest: str, size: int) -> bool:
-        """True if the stored bytes are exactly ``size`` long and hash to ``digest``."""
+    def verify(self, digest: str, size: int, tag: str | None = None) -> bool:
+        """True if the stored bytes are exactly ``size`` long and hash to ``digest`` (and, if
+        ``tag`` is given, were written by the upload signed with that tag)."""
 
     @abstractmethod
-    def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
-        """A signed single-request upload of the whole blob."""
+    def put_target(
+        self, digest: str, size: int, expires_in: int, tag: str | None = None
+    ) -> PutTarget:
+        """A signed single-request upload of the whole blob; ``tag`` only if direct_uploads."""
 
     @abstractmethod
-    def multipart_start(self, digest: str) -> str:
+    def multipart_start(self, digest: str, tag: str | None = None) -> str:
         """Begin a multipart upload of ``digest``; returns its upload id."""
 
     @abstractmethod
@@ -78,8 +86,8 @@ class BlobStorage(ABC):
         """The parts uploaded so far, by number: what a resumed upload need not send again."""
 
     @abstractmethod
-    def multipart_complete(self, digest: str, upload_id: str) -> None:
-        """Join the uploaded parts, in order, into the blob.
+    def multipart_complete(self, digest: str, upload_id: str, tag: str | None = None) -> None:
+        """Join the uploaded parts, in order, into the blob (started with ``tag``, if any).
 
         Raises StorageError, and stores nothing, if the joined bytes do not hash to ``digest``.
         """

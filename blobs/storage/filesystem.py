@@ -83,7 +83,8 @@ class FilesystemStorage(BlobStorage):
     def delete(self, digest: str) -> None:
         self._path(digest).unlink(missing_ok=True)
 
-    def verify(self, digest: str, size: int) -> bool:
+    def verify(self, digest: str, size: int, tag: str | None = None) -> bool:
+        _refuse_tag(tag)
         try:
             with self._path(digest).open("rb") as stream:
                 actual, length = copy_hashing(stream)
@@ -113,12 +114,16 @@ class FilesystemStorage(BlobStorage):
 
     # --- signed uploads -------------------------------------------------------------------------
 
-    def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
+    def put_target(
+        self, digest: str, size: int, expires_in: int, tag: str | None = None
+    ) -> PutTarget:
+        _refuse_tag(tag)
         self._path(digest)  # validates the digest
         token = _sign({"a": self.area_name, "d": digest, "s": size}, expires_in)
         return PutTarget(url=f"{UPLOAD_PATH}{token}", headers={})
 
-    def multipart_start(self, digest: str) -> str:
+    def multipart_start(self, digest: str, tag: str | None = None) -> str:
+        _refuse_tag(tag)
         upload_id = secrets.token_hex(16)
         self._upload_dir(digest, upload_id).mkdir(parents=True)
         return upload_id
@@ -142,7 +147,8 @@ class FilesystemStorage(BlobStorage):
         ]
         return sorted(parts, key=lambda part: part.number)
 
-    def multipart_complete(self, digest: str, upload_id: str) -> None:
+    def multipart_complete(self, digest: str, upload_id: str, tag: str | None = None) -> None:
+        _refuse_tag(tag)
         directory = self._upload_dir(digest, upload_id)
         parts = self.multipart_parts(digest, upload_id)
         if [part.number for part in parts] != list(range(1, len(parts) + 1)):
@@ -175,6 +181,13 @@ class FilesystemStorage(BlobStorage):
             while chunk := stream.read(CHUNK):
                 temp.write(chunk)
         os.replace(temp.name, directory / str(number))
+
+
+def _refuse_tag(tag: str | None) -> None:
+    # Uploads here always go through a staging area (direct_uploads is False): a tag would
+    # mean the caller expects a guarantee this backend does not give.
+    if tag is not None:
+        raise StorageError("the filesystem storage takes no direct uploads")
 
 
 def _sign(claims: dict[str, object], expires_in: int) -> str:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from blobs.digests import Readable, copy_hashing, is_digest
 from blobs.storage.base import BlobStorage, Part, PutTarget, StorageError, check_area
+from blobs.storage.sigv4 import Credentials, Presigner
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -26,6 +28,8 @@ else:
     S3Client = Any
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
+# The user-defined metadata key (x-amz-meta-...) that names who wrote a blob uploaded directly.
+UPLOADER_META = "ferry-uploader"
 
 
 @dataclass(frozen=True)
@@ -71,26 +75,69 @@ def _hex_of_checksum(value: str) -> str | None:
         return None
 
 
+def _presigner(settings: S3Settings) -> Presigner:
+    endpoint = settings.public_endpoint_url or settings.endpoint_url
+    return Presigner(endpoint or f"https://s3.{settings.region}.amazonaws.com", settings.region)
+
+
 class S3Storage(BlobStorage):
+    # A presigned PUT carries the blob's SHA-256, which S3 checks before it stores anything,
+    # and the uploader's tag as signed metadata: clients may write the shared keys themselves.
+    direct_uploads = True
+
     def __init__(
         self,
         settings: S3Settings,
         client: S3Client | None = None,
-        signer: S3Client | None = None,
+        presigner: Presigner | None = None,
+        credentials: BotoCredentials | None = None,
     ) -> None:
         self.settings = settings
         self.bucket = settings.bucket
         self.client = client or _client(settings, settings.endpoint_url)
-        self.signer = signer or (
-            _client(settings, settings.public_endpoint_url)
-            if settings.public_endpoint_url
-            else self.client
+        self.presigner = presigner or _presigner(settings)
+        self.credentials = (
+            credentials
+            or boto3.session.Session(
+                aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key
+            ).get_credentials()
         )
 
     def area(self, name: str) -> "S3Storage":
         prefix = f"{self.settings.prefix}{check_area(name)}/"
         # Clients are costly to build and safe to share: the area reuses this one's.
-        return S3Storage(replace(self.settings, prefix=prefix), self.client, self.signer)
+        return S3Storage(
+            replace(self.settings, prefix=prefix), self.client, self.presigner, self.credentials
+        )
+
+    def _credentials(self) -> Credentials:
+        if self.credentials is None:
+            raise StorageError("no S3 credentials are configured; set FERRY_S3_ACCESS_KEY")
+        # Frozen each time: credentials from an instance role or SSO are refreshed by botocore.
+        frozen = self.credentials.get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            raise StorageError(
+                "the S3 credentials lack a key; set FERRY_S3_ACCESS_KEY and _SECRET_KEY"
+            )
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def _presign(
+        self,
+        method: str,
+        digest: str,
+        expires_in: int,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        return self.presigner.url(
+            self._credentials(),
+            method,
+            f"/{self.bucket}/{self.key(digest)}",
+            expires_in=expires_in,
+            params=params,
+            headers=headers,
+        )
 
     def adopt(self, source: BlobStorage, digest: str) -> None:
         if not isinstance(source, S3Storage) or source.bucket != self.bucket:
@@ -109,9 +156,13 @@ class S3Storage(BlobStorage):
         source.delete(digest)
 
     def key(self, digest: str) -> str:
+        return f"{self.settings.prefix}blobs/{digest[:2]}/{self._checked(digest)}"
+
+    @staticmethod
+    def _checked(digest: str) -> str:
         if not is_digest(digest):
             raise StorageError(f"{digest!r} is not a SHA-256 hex digest")
-        return f"{self.settings.prefix}blobs/{digest[:2]}/{digest}"
+        return digest
 
     # --- reading and writing --------------------------------------------------------------------
 
@@ -160,9 +211,11 @@ class S3Storage(BlobStorage):
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
 
-    def verify(self, digest: str, size: int) -> bool:
+    def verify(self, digest: str, size: int, tag: str | None = None) -> bool:
         head = self._head(digest)
         if head is None or int(head["ContentLength"]) != size:
+            return False
+        if tag is not None and head.get("Metadata", {}).get(UPLOADER_META) != tag:
             return False
         stored = head.get("ChecksumSHA256")
         if isinstance(stored, str) and "-" not in stored:
@@ -173,38 +226,30 @@ class S3Storage(BlobStorage):
 
     # --- presigned uploads ----------------------------------------------------------------------
 
-    def put_target(self, digest: str, size: int, expires_in: int) -> PutTarget:
-        key = self.key(digest)  # validates the digest before it is decoded
-        checksum = checksum_header(digest)
-        url = self.signer.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ContentLength": size,
-                "ChecksumSHA256": checksum,
-            },
-            ExpiresIn=expires_in,
-        )
-        return PutTarget(url=url, headers={"x-amz-checksum-sha256": checksum})
+    def put_target(
+        self, digest: str, size: int, expires_in: int, tag: str | None = None
+    ) -> PutTarget:
+        headers = {"x-amz-checksum-sha256": checksum_header(self._checked(digest))}
+        if tag is not None:
+            headers[f"x-amz-meta-{UPLOADER_META}"] = tag
+        # Content-Length and the headers are signed: S3 refuses the request if any differ, and
+        # refuses bytes whose SHA-256 is not the one in the header.
+        signed = {"content-length": str(size), **headers}
+        url = self._presign("PUT", digest, expires_in, headers=signed)
+        return PutTarget(url=url, headers=headers)
 
-    def multipart_start(self, digest: str) -> str:
-        started = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key(digest))
+    def multipart_start(self, digest: str, tag: str | None = None) -> str:
+        metadata = {UPLOADER_META: tag} if tag is not None else {}
+        started = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=self.key(digest), Metadata=metadata
+        )
         return started["UploadId"]
 
     def multipart_part_target(
         self, digest: str, upload_id: str, number: int, expires_in: int
     ) -> PutTarget:
-        url = self.signer.generate_presigned_url(
-            "upload_part",
-            Params={
-                "Bucket": self.bucket,
-                "Key": self.key(digest),
-                "UploadId": upload_id,
-                "PartNumber": number,
-            },
-            ExpiresIn=expires_in,
-        )
+        params = {"partNumber": str(number), "uploadId": upload_id}
+        url = self._presign("PUT", digest, expires_in, params=params)
         return PutTarget(url=url, headers={})
 
     def multipart_parts(self, digest: str, upload_id: str) -> list[Part]:
@@ -221,7 +266,7 @@ class S3Storage(BlobStorage):
             raise StorageError(f"no upload {upload_id} of {digest}: {exc}") from exc
         return sorted(parts, key=lambda part: part.number)
 
-    def multipart_complete(self, digest: str, upload_id: str) -> None:
+    def multipart_complete(self, digest: str, upload_id: str, tag: str | None = None) -> None:
         parts = self.multipart_parts(digest, upload_id)
         if [part.number for part in parts] != list(range(1, len(parts) + 1)):
             raise StorageError("the parts are not numbered 1..N without gaps")
@@ -239,7 +284,7 @@ class S3Storage(BlobStorage):
         # S3 cannot know the blob's digest while it joins parts: check the joined bytes, and
         # take them away again if they are not what the client said they were.
         size = sum(part.size for part in parts)
-        if not self.verify(digest, size):
+        if not self.verify(digest, size, tag):
             self.delete(digest)
             raise StorageError(f"the uploaded parts do not hash to {digest}")
 
@@ -254,15 +299,8 @@ class S3Storage(BlobStorage):
 
     def download_url(self, digest: str, filename: str, expires_in: int) -> str | None:
         disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
-        return self.signer.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": self.key(digest),
-                "ResponseContentDisposition": disposition,
-            },
-            ExpiresIn=expires_in,
-        )
+        params = {"response-content-disposition": disposition}
+        return self._presign("GET", digest, expires_in, params=params)
 
 
 def _quote(filename: str) -> str:

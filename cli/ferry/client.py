@@ -112,6 +112,22 @@ class FerryClient:
         except httpx.HTTPError as exc:
             raise TransferError(f"Download failed: {exc}") from exc
 
+    @contextmanager
+    def stream_url(
+        self, url: str, byte_range: tuple[int, int] | None = None
+    ) -> Iterator[httpx.Response]:
+        """Stream a GET of an absolute, presigned URL; ``byte_range`` is (first, last) byte.
+
+        Any status is yielded: the caller tells a 206 from a 200 (storage that ignores Range)
+        and a 403 (an expired signature) from other refusals.
+        """
+        headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
+        try:
+            with self._transfer.stream("GET", url, headers=headers) as response:
+                yield response
+        except httpx.HTTPError as exc:
+            raise TransferError(f"Download failed: {exc}") from exc
+
 
 def raise_for_error(response: httpx.Response) -> None:
     if response.status_code < 400:

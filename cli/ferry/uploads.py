@@ -1,22 +1,28 @@
 """Upload a directory as a new dataset version.
 
-hash (cached) -> ask which blobs are missing -> PUT their parts in parallel -> finish ->
-commit the tree -> commit the version. Interrupted anywhere, running it again sends only what
-the server still lacks.
+hash (cached) -> is it the latest version, or a tree the server knows? -> ask which blobs are
+missing -> PUT their parts in parallel, finishing each batch of blobs as soon as its bytes are
+sent -> commit the tree -> commit the version. Interrupted anywhere, running it again sends only
+what the server still lacks.
 """
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferry.blobs import Blobs
+from ferry.blobs import FINISH_BATCH, Blobs
 from ferry.datasets import DatasetRef, Datasets
-from ferry.errors import TransferError
+from ferry.errors import Refused, TransferError
 from ferry.local import LocalFile, Scan, scan
+from ferry.trees import tree_digest
 
 TRANSFER_THREADS = 8
+# Finish requests overlap the uploads still running: the server checks one batch of blobs
+# while the next is on its way.
+FINISH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,12 @@ class UploadResult:
     total_size: int
     bytes_sent: int
     skipped_links: list[str]
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
 class Part:
+    digest: str
     path: Path
     offset: int
     size: int
@@ -39,11 +47,13 @@ class Part:
 
 
 def plan_parts(root: Path, files: list[LocalFile], plans: list[dict[str, Any]]) -> list[Part]:
-    """Each part to PUT, read from any one local file holding that blob's bytes."""
+    """Each part to PUT, read from any one local file holding that blob's bytes; the parts of
+    large blobs first, so that the server's check of them overlaps the small files' upload."""
     source = {f.digest: root / f.path for f in files}
+    ordered = sorted(plans, key=lambda plan: plan["method"] != "multipart")
     return [
-        Part(source[plan["digest"]], p["offset"], p["size"], p["url"], p["headers"])
-        for plan in plans
+        Part(plan["digest"], source[plan["digest"]], p["offset"], p["size"], p["url"], p["headers"])
+        for plan in ordered
         for p in plan["parts"]
     ]
 
@@ -57,6 +67,109 @@ def read_part(part: Part) -> bytes:
     return data
 
 
+class Sender:
+    """Sends the parts of the planned blobs and asks the server to finish each blob once all
+    its parts are sent: large blobs one by one, small ones in batches."""
+
+    def __init__(
+        self, blobs: Blobs, plans: list[dict[str, Any]], finisher: ThreadPoolExecutor
+    ) -> None:
+        self.blobs = blobs
+        self.finisher = finisher
+        self.plans = {plan["digest"]: plan for plan in plans}
+        self.left = {plan["digest"]: len(plan["parts"]) for plan in plans}
+        self.ready: list[dict[str, Any]] = []
+        self.finishing: list[Future[dict[str, str]]] = []
+        self.lock = threading.Lock()
+        for digest, count in self.left.items():
+            if count == 0:  # a resumed multipart upload whose parts all arrived before
+                self._sent(digest)
+
+    def part_sent(self, part: Part) -> None:
+        with self.lock:
+            self.left[part.digest] -= 1
+            if self.left[part.digest] == 0:
+                self._sent(part.digest)
+
+    def _sent(self, digest: str) -> None:
+        plan = self.plans[digest]
+        blob = {"digest": digest, "size": plan["size"]}
+        if plan["method"] == "multipart":
+            self._finish([blob])
+            return
+        self.ready.append(blob)
+        if len(self.ready) >= FINISH_BATCH:
+            self._finish(self.ready)
+            self.ready = []
+
+    def _finish(self, batch: list[dict[str, Any]]) -> None:
+        self.finishing.append(self.finisher.submit(self.blobs.finish, batch))
+
+    def failures(self) -> dict[str, str]:
+        """Once every part is sent: finish the rest, wait, and say which blobs failed."""
+        with self.lock:
+            if self.ready:
+                self._finish(self.ready)
+                self.ready = []
+        failed: dict[str, str] = {}
+        for future in self.finishing:
+            failed.update(future.result())
+        return failed
+
+
+def send_missing(
+    blobs: Blobs,
+    root: Path,
+    files: list[LocalFile],
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+) -> int:
+    """Upload the blobs of ``files`` the server lacks; returns the bytes sent."""
+    unique = {f.digest: f.size for f in files}
+    plans = blobs.missing([{"digest": d, "size": s} for d, s in unique.items()])
+    parts = plan_parts(root, files, plans)
+    total = sum(p.size for p in parts)
+    advance = progress(total) if progress is not None else None
+    with (
+        ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool,
+        ThreadPoolExecutor(max_workers=FINISH_THREADS) as finisher,
+    ):
+        sender = Sender(blobs, plans, finisher)
+
+        def send(part: Part) -> None:
+            blobs.client.put_bytes(part.url, part.headers, read_part(part))
+            if advance is not None:
+                advance(part.size)
+            sender.part_sent(part)
+
+        list(pool.map(send, parts))  # list(): re-raise the first failure here
+        failed = sender.failures()
+    if failed:
+        digest, problem = next(iter(failed.items()))
+        path = next(f.path for f in files if f.digest == digest)
+        raise TransferError(f"The server did not accept {path}: {problem}")
+    return total
+
+
+def latest_version(datasets: Datasets, ref: DatasetRef) -> dict[str, Any] | None:
+    page = datasets.client.get(
+        f"/datasets/{datasets.owner_of(ref)}/{ref.name}/versions", {"page_size": 1}
+    )
+    results: list[dict[str, Any]] = page["results"]
+    return results[0] if results else None
+
+
+def commit_known_tree(
+    datasets: Datasets, ref: DatasetRef, digest: str, message: str
+) -> dict[str, Any] | None:
+    """Commit a tree the server may know already (an earlier version's); None if it does not."""
+    try:
+        return datasets.commit_version(ref, digest, message)
+    except Refused as exc:
+        if exc.code == "unknown_tree":
+            return None
+        raise
+
+
 def upload_directory(
     datasets: Datasets,
     ref: DatasetRef,
@@ -66,40 +179,37 @@ def upload_directory(
     on_scanned: Callable[[Scan], None] | None = None,
     progress: Callable[[int], Callable[[int], None]] | None = None,
 ) -> UploadResult:
-    """``progress(total_bytes)`` returns the function to call with each part's byte count."""
-    blobs = Blobs(datasets.client)
+    """``progress(total_bytes)`` returns the function to call with each part's byte count.
+
+    A directory equal to the latest version makes no new version (``unchanged`` is true).
+    """
     local = scan(root)
     if on_scanned is not None:
         on_scanned(local)
-    unique = {f.digest: f.size for f in local.files}
-    wanted = [{"digest": d, "size": s} for d, s in unique.items()]
-    parts = plan_parts(root, local.files, blobs.missing(wanted))
-    total = sum(p.size for p in parts)
-    advance = progress(total) if progress is not None else None
+    digest = tree_digest(local.files)
+    full_name = f"{datasets.owner_of(ref)}/{ref.name}"
 
-    def send(part: Part) -> None:
-        datasets.client.put_bytes(part.url, part.headers, read_part(part))
-        if advance is not None:
-            advance(part.size)
+    def result(version: dict[str, Any], sent: int, unchanged: bool = False) -> UploadResult:
+        return UploadResult(
+            full_name=full_name,
+            version=int(version["number"]),
+            file_count=len(local.files),
+            total_size=local.total_size,
+            bytes_sent=sent,
+            skipped_links=local.skipped_links,
+            unchanged=unchanged,
+        )
 
-    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
-        # list(): re-raise the first failure here, in the caller's thread
-        list(pool.map(send, parts))
-    failed = blobs.finish(wanted)
-    if failed:
-        digest, problem = next(iter(failed.items()))
-        path = next(f.path for f in local.files if f.digest == digest)
-        raise TransferError(f"The server did not accept {path}: {problem}")
+    latest = latest_version(datasets, ref)
+    if latest is not None and latest["tree"] == digest:
+        return result(latest, 0, unchanged=True)
+    known = commit_known_tree(datasets, ref, digest, message)
+    if known is not None:
+        return result(known, 0)
+    blobs = Blobs(datasets.client)
+    sent = send_missing(blobs, root, local.files, progress)
     entries = [
         {"path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode} for f in local.files
     ]
     tree = blobs.create_tree(entries)
-    version = datasets.commit_version(ref, tree["digest"], message)
-    return UploadResult(
-        full_name=f"{datasets.owner_of(ref)}/{ref.name}",
-        version=int(version["number"]),
-        file_count=int(tree["file_count"]),
-        total_size=int(tree["total_size"]),
-        bytes_sent=total,
-        skipped_links=local.skipped_links,
-    )
+    return result(datasets.commit_version(ref, tree["digest"], message), sent)

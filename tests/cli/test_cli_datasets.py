@@ -94,7 +94,10 @@ def test_uploading_an_unchanged_directory_sends_no_bytes(
 
     assert again.code == 0, again
     result = json.loads(again.out)
-    assert (result["version"], result["bytes_sent"]) == (2, 0)
+    assert (result["version"], result["bytes_sent"], result["unchanged"]) == (1, 0, True)
+    assert [
+        v["number"] for v in json.loads(logged_in("data", "versions", "mnist", "--json").out)
+    ] == [1]
     cache = json.loads((workdir / ".ferry" / "hashes.json").read_text())
     for path, entry in cache.items():
         assert entry["digest"] == hashlib.sha256(original[path]).hexdigest()

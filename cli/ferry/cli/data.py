@@ -69,6 +69,12 @@ def upload(ctx: Context, message: str, as_json: bool) -> None:
     if as_json:
         ctx.json(result.__dict__)
         return
+    if result.unchanged:
+        ctx.out(
+            f"Nothing changed since version {result.version} of {ref.owner}/datasets/{ref.name}; "
+            "no new version made"
+        )
+        return
     ctx.out(
         f"Uploaded version {result.version} of {ref.owner}/datasets/{ref.name} "
         f"({result.file_count} files, {result.total_size} bytes; sent {result.bytes_sent} bytes)"
@@ -154,15 +160,14 @@ def get(ctx: Context, name: str, path: str, output: Path | None) -> None:
 
 
 def _file_row(ctx: Context, ref: DatasetRef, number: int, path: str) -> dict[str, Any]:
-    """The listing row of one file: its digest, to check the download against."""
+    """The manifest row of one file: its digest, to check the download against, and its URL.
+
+    One request; a missing version is the server's 404, which names the version.
+    """
     path = path.strip("/")
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    try:
-        rows = ctx.datasets().listing(ref, number, parent)
-    except NotFound:
-        rows = []
-    for row in rows:
-        if row["path"] == path and row["kind"] == "file":
+    page = ctx.datasets().manifest_page(ref, number, path, page_size=1)
+    for row in page["results"]:
+        if row["path"] == path:
             return row
     raise NotFound(f"No file {path} in version {number}", status=404, code="not_found")
 
