@@ -1,23 +1,29 @@
-"""Garbage collection: trees nothing uses, then blobs no tree names, after a grace period.
+"""Garbage collection: trees nothing uses, then blobs no tree names, after a grace period;
+then what uploads left behind: multipart uploads never finished, and bytes no row records (a
+direct upload never finished, a staged one never adopted).
 
 The grace period protects work in flight: a tree committed a moment ago whose dataset version
 is being written, and blobs a user has just uploaded (or just claimed) and is about to name in
 a tree. Whatever is removed goes from the database first, under a condition that it is still
 unused, and from the storage after, under the blobs' locks; a crash between the two leaves only
-an orphan file, which a re-upload overwrites.
+an orphan file, which a re-upload overwrites, or the next collection removes.
 """
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from blobs.locks import blob_locks
-from blobs.models import Blob, BlobClaim, Tree, TreeEntry
+from blobs.models import Blob, BlobClaim, BlobUpload, Tree, TreeEntry
 from blobs.storage import StorageError, get_storage
+from blobs.uploads import staging_area, upload_area
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +35,18 @@ BATCH = 500
 class Collected:
     trees: int
     blobs: int
+    uploads: int = 0  # multipart uploads abandoned
+    orphans: int = 0  # stored bytes that no row records
 
 
 def collect_garbage(*, now: datetime | None = None, grace: timedelta = GRACE) -> Collected:
     cutoff = (now or timezone.now()) - grace
-    return Collected(trees=_collect_trees(cutoff), blobs=_collect_blobs(cutoff))
+    return Collected(
+        trees=_collect_trees(cutoff),
+        blobs=_collect_blobs(cutoff),
+        uploads=_abort_stale_uploads(cutoff),
+        orphans=_collect_orphans(cutoff),
+    )
 
 
 def _tree_users() -> list[str]:
@@ -89,13 +102,15 @@ def _collect_blobs(cutoff: datetime) -> int:
     return removed
 
 
-def _delete_bytes(digests: list[str]) -> None:
+def _delete_bytes(digests: list[str]) -> int:
     """Remove the bytes of blobs whose rows are gone, unless an upload recorded one again.
 
     Under the blobs' locks (see blobs.locks): an upload of the same bytes finishing meanwhile
-    either recorded its row before (and the bytes stay) or checks the storage after.
+    either recorded its row before (and the bytes stay) or checks the storage after. Returns
+    how many were removed.
     """
     storage = get_storage()
+    removed = 0
     with blob_locks(digests):
         back = set(Blob.objects.filter(digest__in=digests).values_list("digest", flat=True))
         for digest in digests:
@@ -105,3 +120,36 @@ def _delete_bytes(digests: list[str]) -> None:
                 storage.delete(digest)
             except StorageError:
                 logger.warning("blob %s left in storage; it is unused", digest, exc_info=True)
+                continue
+            removed += 1
+    return removed
+
+
+def _abort_stale_uploads(cutoff: datetime) -> int:
+    stale = list(BlobUpload.objects.filter(created_at__lt=cutoff))
+    for upload in stale:
+        try:
+            upload_area(upload).multipart_abort(upload.digest, upload.upload_id)
+        except StorageError:
+            logger.warning("upload %s could not be aborted", upload.upload_id, exc_info=True)
+    BlobUpload.objects.filter(id__in=[upload.id for upload in stale]).delete()
+    return len(stale)
+
+
+def _collect_orphans(cutoff: datetime) -> int:
+    """Bytes older than ``cutoff`` in the store with no Blob row, and in staging areas."""
+    removed = 0
+    for batch in _batches(get_storage().stored_before(cutoff)):
+        removed += _delete_bytes(batch)
+    for user_id in get_user_model().objects.values_list("pk", flat=True).iterator():
+        staging = staging_area(user_id)
+        for digest in list(staging.stored_before(cutoff)):
+            staging.delete(digest)
+            removed += 1
+    return removed
+
+
+def _batches(items: Iterable[str]) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, BATCH)):
+        yield batch

@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from celery import shared_task
 
 from blobs.gc import collect_garbage
@@ -5,5 +7,4 @@ from blobs.gc import collect_garbage
 
 @shared_task(name="blobs.collect_garbage")
 def collect_garbage_task() -> dict[str, int]:
-    collected = collect_garbage()
-    return {"trees": collected.trees, "blobs": collected.blobs}
+    return asdict(collect_garbage())

@@ -8,7 +8,9 @@ used the server checks that the stored bytes have the claimed digest and size (`
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 from blobs.digests import Readable
@@ -59,6 +61,11 @@ class BlobStorage(ABC):
     @abstractmethod
     def delete(self, digest: str) -> None:
         """Remove the blob; removing an absent blob is not an error."""
+
+    @abstractmethod
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """The digests of blobs in this area (not its sub-areas) last written before
+        ``cutoff``: what the garbage collector looks through for bytes nothing recorded."""
 
     @abstractmethod
     def verify(self, digest: str, size: int, tag: str | None = None) -> bool:

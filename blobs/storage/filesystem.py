@@ -11,6 +11,8 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -82,6 +84,16 @@ class FilesystemStorage(BlobStorage):
 
     def delete(self, digest: str) -> None:
         self._path(digest).unlink(missing_ok=True)
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        limit = cutoff.timestamp()
+        for path in (self.root / "blobs").glob("??/??/*"):
+            try:
+                written = path.stat().st_mtime
+            except FileNotFoundError:  # removed since the listing
+                continue
+            if written < limit and is_digest(path.name):
+                yield path.name
 
     def verify(self, digest: str, size: int, tag: str | None = None) -> bool:
         _refuse_tag(tag)

@@ -10,7 +10,9 @@ through once.
 import base64
 import binascii
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -210,6 +212,19 @@ class S3Storage(BlobStorage):
 
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=f"{self.settings.prefix}blobs/"
+            ):
+                for item in page.get("Contents", []):
+                    digest = item["Key"].rsplit("/", 1)[-1]
+                    if item["LastModified"] < cutoff and is_digest(digest):
+                        yield digest
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"S3 could not list the blobs: {exc}") from exc
 
     def verify(self, digest: str, size: int, tag: str | None = None) -> bool:
         head = self._head(digest)

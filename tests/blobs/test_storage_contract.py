@@ -3,6 +3,7 @@
 import io
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,15 @@ def test_adopting_an_absent_blob_is_refused(storage: BlobStorage) -> None:
 
     with pytest.raises(StorageError):
         storage.adopt(storage.area("staging/1"), digest)
+
+
+def test_stored_before_lists_an_areas_own_blobs_by_age(storage: BlobStorage) -> None:
+    digest, data = blob(100)
+    staged, staged_data = blob(101)
+    storage.save(digest, io.BytesIO(data))
+    storage.area("staging/7").save(staged, io.BytesIO(staged_data))
+    now = datetime.now(UTC)
+
+    assert list(storage.stored_before(now + timedelta(minutes=5))) == [digest]
+    assert list(storage.stored_before(now - timedelta(minutes=5))) == []
+    assert list(storage.area("staging/7").stored_before(now + timedelta(minutes=5))) == [staged]
