@@ -60,6 +60,16 @@ def damage(digest: str, size: int) -> None:
         storage._path(digest).write_bytes(wrong)
 
 
+RANGE = 64 * 1024
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files from 100 kB come in 64 KiB ranges, so that tests need no 64 MiB files."""
+    monkeypatch.setattr(downloads, "RANGED_THRESHOLD", 100_000)
+    monkeypatch.setattr(downloads, "RANGE_SIZE", RANGE)
+
+
 @pytest.fixture
 def storage_gets(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int] | None]:
     """The byte range of every GET the CLI makes straight to the storage (None: whole file)."""
@@ -122,16 +132,14 @@ def test_files_of_equal_content_are_downloaded_once_and_copied(
     assert partial_files(tmp_path / "out") == []
 
 
+@pytest.mark.usefixtures("small_ranges")
 def test_a_large_file_comes_in_parallel_ranges(
     logged_in: Ferry,
     workdir: Path,
     tmp_path: Path,
     configured_storage: str,
-    monkeypatch: pytest.MonkeyPatch,
     storage_gets: list[tuple[int, int] | None],
 ) -> None:
-    monkeypatch.setattr(downloads, "RANGED_THRESHOLD", 100_000)
-    monkeypatch.setattr(downloads, "RANGE_SIZE", 64 * 1024)
     big = secrets.token_bytes(300_001)
     upload(logged_in, workdir, {"big.bin": big, "small.bin": b"small"})
 
@@ -141,8 +149,8 @@ def test_a_large_file_comes_in_parallel_ranges(
     assert (tmp_path / "out" / "big.bin").read_bytes() == big
     assert (tmp_path / "out" / "small.bin").read_bytes() == b"small"
     if configured_storage == "s3":
-        starts = range(0, len(big), 64 * 1024)
-        expected = [(start, min(start + 64 * 1024, len(big)) - 1) for start in starts]
+        starts = range(0, len(big), RANGE)
+        expected = [(start, min(start + RANGE, len(big)) - 1) for start in starts]
         assert sorted(r for r in storage_gets if r is not None) == expected
         assert storage_gets.count(None) == 1  # small.bin, whole
     else:
@@ -151,6 +159,7 @@ def test_a_large_file_comes_in_parallel_ranges(
 
 
 @pytest.mark.parametrize("configured_storage", ["s3"], indirect=True)  # only URLs take ranges
+@pytest.mark.usefixtures("small_ranges")
 def test_storage_that_ignores_range_gets_one_stream(
     logged_in: Ferry,
     workdir: Path,
@@ -158,8 +167,6 @@ def test_storage_that_ignores_range_gets_one_stream(
     configured_storage: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(downloads, "RANGED_THRESHOLD", 100_000)
-    monkeypatch.setattr(downloads, "RANGE_SIZE", 64 * 1024)
     asked: list[tuple[int, int] | None] = []
     original = FerryClient.stream_url
 
@@ -177,10 +184,11 @@ def test_storage_that_ignores_range_gets_one_stream(
 
     assert cloned.code == 0, cloned
     assert (tmp_path / "out" / "big.bin").read_bytes() == big
-    assert asked == [(0, 64 * 1024 - 1)]  # the first range's 200 carried the whole file
+    assert asked == [(0, RANGE - 1)]  # the first range's 200 carried the whole file
 
 
 @pytest.mark.parametrize("ranged", [False, True], ids=["whole", "ranged"])
+@pytest.mark.usefixtures("small_ranges")
 def test_a_damaged_download_fails_cleanly_and_leaves_no_partial_file(
     logged_in: Ferry,
     workdir: Path,
@@ -188,8 +196,8 @@ def test_a_damaged_download_fails_cleanly_and_leaves_no_partial_file(
     monkeypatch: pytest.MonkeyPatch,
     ranged: bool,
 ) -> None:
-    monkeypatch.setattr(downloads, "RANGED_THRESHOLD", 100_000 if ranged else 10**9)
-    monkeypatch.setattr(downloads, "RANGE_SIZE", 64 * 1024)
+    if not ranged:
+        monkeypatch.setattr(downloads, "RANGED_THRESHOLD", 10**9)
     data = secrets.token_bytes(300_001)
     upload(logged_in, workdir, {"data/bad.bin": data, "good.txt": b"fine"})
     damage(sha256_of_bytes(data), len(data))
