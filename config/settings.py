@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "projects",
     "blobs",
     "datasets",
+    "jobs",
+    "fleet",
 ]
 
 MIDDLEWARE = [
