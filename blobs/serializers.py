@@ -14,8 +14,10 @@ MAX_TREE_ENTRIES = 100_000
 digest_validator = RegexValidator(DIGEST_RE, "Give the SHA-256 as 64 lowercase hex digits.")
 
 
-def digest_field() -> serializers.CharField:
-    return serializers.CharField(min_length=64, max_length=64, validators=[digest_validator])
+def digest_field(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        min_length=64, max_length=64, validators=[digest_validator], **kwargs
+    )
 
 
 class BlobInput(InputSerializer):

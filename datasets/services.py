@@ -6,8 +6,7 @@ from django.db.models import Max
 from accounts.models import User
 from accounts.ownership import Visibility, save_new
 from accounts.services import owner_for_new
-from blobs.models import Tree, TreeEntry
-from core.errors import ValidationFailed
+from blobs.services import tree_of_author
 from datasets.models import Dataset, DatasetVersion
 from datasets.policy import DatasetAction, authorize_dataset
 
@@ -37,7 +36,7 @@ def dataset_version_commit(
 ) -> DatasetVersion:
     """Make the tree ``tree_digest`` the dataset's next version, whole or not at all."""
     authorize_dataset(actor, dataset, DatasetAction.WRITE)
-    tree = _tree_of_author(actor, tree_digest)
+    tree = tree_of_author(actor.pk, tree_digest)
     with transaction.atomic():
         # Lock the dataset so that two commits at once get numbers N and N+1, not both N.
         Dataset.objects.select_for_update().filter(id=dataset.id).exists()
@@ -45,24 +44,6 @@ def dataset_version_commit(
         return DatasetVersion.objects.create(
             dataset=dataset, number=latest + 1, tree=tree, message=message, author=actor
         )
-
-
-def _tree_of_author(actor: User, digest: str) -> Tree:
-    # A tree digest, like a blob digest, is no capability: the committer must have uploaded
-    # every blob the tree names. Unknown and foreign trees get the same answer.
-    tree = Tree.objects.filter(digest=digest).first()
-    unclaimed = (
-        tree is None
-        or TreeEntry.objects.filter(tree=tree).exclude(blob__claims__user=actor).exists()
-    )
-    if unclaimed:
-        raise ValidationFailed(
-            "No tree with that digest among your uploads; upload the files, then commit.",
-            fields={"tree": ["Unknown tree."]},
-            code="unknown_tree",
-        )
-    assert tree is not None
-    return tree
 
 
 def dataset_version_delete(*, actor: User, version: DatasetVersion) -> None:

@@ -57,7 +57,9 @@ class JobStatus(models.TextChoices):
     LOST = "lost"
 
 
-FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.LOST})
+# A tuple, not a set: its order goes into the index below, and so into migrations.
+FINISHED_ORDER = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.LOST)
+FINISHED = frozenset(FINISHED_ORDER)
 
 
 class JobMode(models.TextChoices):
@@ -101,6 +103,8 @@ class Job(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="restarts"
     )
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="jobs")
+    # A client's Idempotency-Key: a retried submit finds the job the first one made.
+    idempotency_key = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -111,12 +115,17 @@ class Job(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="jobs_job_number_unique"),
+            models.UniqueConstraint(
+                fields=["project", "created_by", "idempotency_key"],
+                name="jobs_job_idempotency_unique",
+                condition=~Q(idempotency_key=""),
+            ),
         ]
         indexes = [
             models.Index(
                 fields=["status", "created_at"],
                 name="jobs_job_unfinished",
-                condition=~Q(status__in=[s.value for s in FINISHED]),
+                condition=~Q(status__in=[s.value for s in FINISHED_ORDER]),
             ),
         ]
 
@@ -171,3 +180,26 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class JobLogChunk(models.Model):
+    """A piece of a job's combined stdout and stderr: bytes ``offset`` to ``end`` of its log.
+
+    The agent writes one about every second while the job runs, so an agent that dies loses at
+    most the last second; readers ask for bytes from any offset.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_chunks")
+    offset = models.BigIntegerField()
+    end = models.BigIntegerField()
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A chunk sent twice (a retried write) is stored once.
+            models.UniqueConstraint(fields=["job", "offset"], name="jobs_log_chunk_offset_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} log {self.offset}-{self.end}"

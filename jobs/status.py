@@ -50,14 +50,24 @@ def job_group(job_id: int) -> str:
     return f"job.{job_id}"
 
 
-def job_transition(job_id: int, to: JobStatus, *, reason: str = "", **extra: Any) -> bool:
-    """Move the job to ``to`` if that is allowed from its current status; False otherwise."""
+def job_transition(
+    job_id: int,
+    to: JobStatus,
+    *,
+    reason: str = "",
+    only_from: frozenset[str] | None = None,
+    **extra: Any,
+) -> bool:
+    """Move the job to ``to`` if that is allowed from its current status (and that status is
+    in ``only_from``, if given); False otherwise."""
     unknown = set(extra) - EXTRA_FIELDS
     if unknown:
         raise TypeError(f"job_transition cannot write {sorted(unknown)}")
     with transaction.atomic():
         job = Job.objects.select_for_update().select_related("project").filter(id=job_id).first()
         if job is None or to not in TRANSITIONS[job.status]:
+            return False
+        if only_from is not None and job.status not in only_from:
             return False
         previous = job.status
         _apply(job, to, reason, extra)

@@ -1,5 +1,6 @@
 """Shared fixtures: real PostgreSQL and Redis, API clients, and the users tests act as."""
 
+import importlib
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -211,3 +213,18 @@ def configured_storage(
     get_storage.cache_clear()
     yield request.param
     get_storage.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def job_catalog(request: pytest.FixtureRequest) -> None:
+    """The environments and machine types a migration seeds, for every test using the database.
+
+    A transactional test empties every table when it ends, seeded rows included; putting them
+    back (idempotently) keeps later tests independent of the order tests run in.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    seeding = importlib.import_module("jobs.migrations.0002_seed_environments_and_machines")
+    seeding.seed(django_apps, None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-KNOWN_SERVICES = frozenset({"postgres", "redis", "s3"})
+KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap"})
 
 
 def required_services() -> frozenset[str]:

@@ -1,0 +1,177 @@
+"""The agent's side of a job: lay out its code and inputs, run it, keep its log, keep its output.
+
+``run_job`` is what the Celery task ``jobs.run`` does on the host the scheduler chose. It moves
+the job on only through ``jobs.status.job_transition``, and only from the status it expects, so
+a task delivered twice, or one whose job was stopped or lost meanwhile, does nothing harmful.
+While the job runs, the agent beats once a second: it stamps the job's heartbeat (the reaper
+marks jobs whose heartbeat stops as lost) and looks whether someone asked the job to stop.
+"""
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from blobs.cache import BlobCache, tree_files
+from blobs.services import tree_store_directory
+from fleet.models import Allocation
+from fleet.services import allocation_release, schedule_soon
+from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
+from jobs.logs import log_append
+from jobs.models import FINISHED, Job, JobStatus
+from jobs.status import job_transition
+
+logger = logging.getLogger(__name__)
+
+BEAT_S = 1.0
+LOG_FLUSH_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class AgentPaths:
+    root: Path
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def job(self, job_id: int) -> Path:
+        return self.root / "jobs" / str(job_id)
+
+
+def agent_paths() -> AgentPaths:
+    return AgentPaths(Path(settings.FERRY_AGENT_DIR))
+
+
+def make_executor() -> Executor:
+    return LocalExecutor()
+
+
+def run_job(job_id: int, executor: Executor | None = None) -> str:
+    """Run one scheduled job to its end; returns the status it ended in (or why it did not run)."""
+    if not job_transition(job_id, JobStatus.STARTING, only_from=frozenset({JobStatus.SCHEDULED})):
+        return "not scheduled"  # stopped, lost or already taken: nothing to do
+    executor = executor or make_executor()
+    paths = agent_paths()
+    job = Job.objects.select_related("environment", "machine_type", "code_tree").get(id=job_id)
+    try:
+        spec = prepare(job, paths, link_inputs=executor.sandboxed)
+    except Exception as exc:  # whatever broke, the job must end, and say why
+        logger.exception("job %s could not be prepared", job_id)
+        return finish(job, Exit(code=None, signal=None), f"could not start: {exc}", paths)
+    handle = executor.launch(spec)
+    if not job_transition(job_id, JobStatus.RUNNING, only_from=frozenset({JobStatus.STARTING})):
+        executor.stop(handle, grace_s=settings.FERRY_JOB_STOP_GRACE_S)
+    ended = supervise(job_id, executor, handle)
+    executor.cleanup(handle)
+    return finish(job, ended, "", paths)
+
+
+def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
+    """The job's directory: code copied, inputs from the cache, an empty output.
+
+    Inputs are hard-linked from the cache only where the sandbox mounts them read-only; a job
+    running unsandboxed could otherwise write through a link into the cache.
+    """
+    workdir = paths.job(job.id)
+    shutil.rmtree(workdir, ignore_errors=True)  # a leftover of an earlier delivery
+    cache = BlobCache(paths.cache)
+    if job.code_tree is not None:
+        cache.layout(tree_files(job.code_tree), workdir / "code", link=False)
+    (workdir / "code").mkdir(parents=True, exist_ok=True)
+    mounts = []
+    for item in job.inputs.select_related("tree"):
+        target = workdir / "inputs" / item.name
+        cache.layout(tree_files(item.tree), target, link=link_inputs)
+        mounts.append(Mount.input(item.name, target))
+    (workdir / "output").mkdir()
+    mounts.append(Mount.output(workdir / "output"))
+    allocation = Allocation.objects.filter(job_id=job.id).first()
+    gpus = tuple(allocation.gpu_indices) if allocation is not None else ()
+    return JobSpec(
+        job_id=str(job.id),
+        image=job.environment.image_for(len(gpus)),
+        command=job.command,
+        workdir=workdir,
+        mounts=mounts,
+        env={f"FERRY_PARAM_{k.upper()}": str(v) for k, v in job.params.items()}
+        | {"FERRY_JOB": str(job)},
+        resources=Resources(job.machine_type.cpus, job.machine_type.memory_mb, gpus),
+        max_runtime_s=job.max_runtime_s,
+    )
+
+
+def supervise(job_id: int, executor: Executor, handle: Handle) -> Exit:
+    """Pump the log while the job runs; beat; stop it when asked. Returns how it ended."""
+    pump = threading.Thread(target=pump_logs, args=(job_id, executor, handle), daemon=True)
+    pump.start()
+    stopping = False
+    while (ended := executor.wait(handle, timeout=BEAT_S)) is None:
+        status = beat(job_id)
+        # Stopping asked for, or the server gave the job up (lost: its allocation is free and
+        # may be another job's already): either way the process must end.
+        if (status == JobStatus.STOPPING or status in FINISHED) and not stopping:
+            stopping = True
+            threading.Thread(
+                target=executor.stop, args=(handle, settings.FERRY_JOB_STOP_GRACE_S), daemon=True
+            ).start()
+    pump.join()
+    return ended
+
+
+def beat(job_id: int) -> str:
+    Job.objects.filter(id=job_id).update(heartbeat_at=timezone.now())
+    return str(Job.objects.filter(id=job_id).values_list("status", flat=True).get())
+
+
+def pump_logs(job_id: int, executor: Executor, handle: Handle) -> None:
+    """Copy the job's output into its log, a chunk at least every second."""
+    offset, buffer, flushed_at = 0, bytearray(), time.monotonic()
+    try:
+        for chunk in executor.logs(handle):
+            buffer += chunk
+            if len(buffer) >= LOG_FLUSH_BYTES or time.monotonic() - flushed_at >= BEAT_S:
+                log_append(job_id, offset, bytes(buffer))
+                offset, buffer, flushed_at = offset + len(buffer), bytearray(), time.monotonic()
+        log_append(job_id, offset, bytes(buffer))
+    finally:
+        close_old_connections()
+
+
+def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:
+    """Keep the output, write the final status, free the host's resources."""
+    output = None
+    output_dir = paths.job(job.id) / "output"
+    if output_dir.is_dir() and job.created_by_id is not None:
+        try:
+            output = tree_store_directory(output_dir, owner_id=job.created_by_id)
+        except Exception as exc:
+            logger.exception("the output of job %s could not be kept", job.id)
+            problem = problem or f"its output could not be kept: {exc}"
+    status, reason = outcome(job.id, ended, problem)
+    job_transition(job.id, status, reason=reason, exit_code=ended.code, output_tree=output)
+    allocation_release(job.id)
+    schedule_soon()
+    shutil.rmtree(paths.job(job.id), ignore_errors=True)
+    return str(status)
+
+
+def outcome(job_id: int, ended: Exit, problem: str) -> tuple[JobStatus, str]:
+    current = Job.objects.filter(id=job_id).values_list("status", flat=True).get()
+    if current == JobStatus.STOPPING or ended.stopped:
+        return JobStatus.STOPPED, "stopped"
+    if problem:
+        return JobStatus.FAILED, problem
+    if ended.timed_out:
+        return JobStatus.FAILED, "it ran longer than its max runtime and was stopped"
+    if ended.code == 0:
+        return JobStatus.SUCCEEDED, ""
+    if ended.signal is not None:
+        return JobStatus.FAILED, f"killed by signal {ended.signal}"
+    return JobStatus.FAILED, f"exited with code {ended.code}"

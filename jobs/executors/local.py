@@ -1,0 +1,507 @@
+"""The ``local`` executor: each job a process tree on this machine, in a bubblewrap sandbox
+where ``bwrap`` works.
+
+A job runs as ``launch() → supervisor → [bwrap →] /bin/sh -c COMMAND``. The supervisor is a
+small Python process in its own session, so the job outlives the process that launched it and
+any process can find it again from the handle's state (the job's directory and process group):
+
+- it starts the command in a session (and process group) of its own, everything the job writes
+  going to one log file, which ``logs()`` follows;
+- it enforces the max runtime, then, when the command ends, kills what the job left behind (as
+  the end of a container would) and writes ``exit.json``;
+- it holds an exclusive ``flock`` on ``supervisor.lock`` while it lives, which is how another
+  process tells a running job from one whose supervisor died (no pid that could be reused).
+
+``stop()`` writes a marker (so the end is recorded as stopped), then signals the process group.
+
+With bwrap the job sees /usr, /etc and friends read-only, its mounts at /ferry/... and
+/floyd/..., a private /tmp, no capabilities, and no network when the spec says so. Without it
+the job runs on the host as the agent's user: mounts are the host paths named by FERRY_* vars,
+and nothing stops it writing to its inputs — see ``Executor.sandboxed``.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO, TypedDict
+
+from jobs.executors.base import (
+    CODE_TARGET,
+    DEFAULT_STOP_GRACE_S,
+    FLOYD_CODE_TARGET,
+    Executor,
+    ExecutorError,
+    Exit,
+    Handle,
+    JobNotFound,
+    JobSpec,
+    LaunchError,
+    Mount,
+)
+from jobs.executors.logs import follow
+
+STATE_DIR = ".executor"  # inside the job's workdir: the log, the exit record, the private /tmp
+SANDBOX_TMP = "/tmp"
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONUNBUFFERED": "1",  # so a Python job's prints reach the logs as they happen
+}
+# After SIGKILL a process ends at once unless stuck in the kernel (a dead NFS server).
+KILL_WAIT_S = 30.0
+SANDBOX_START_S = 60.0  # mounting can stall on a slow filesystem, but not for ever
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_SUPERVISOR_MAIN = (
+    f"import sys; sys.path.insert(0, {str(_PROJECT_ROOT)!r}); "
+    "from jobs.executors.local import supervise; supervise()"
+)
+
+
+class _Plan(TypedDict):
+    """What the supervisor runs; sent on its stdin, so secrets in the env never touch disk."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    sandboxed: bool
+    max_runtime_s: int | None
+    grace_s: float
+
+
+class _ExitRecord(TypedDict):
+    code: int | None
+    signal: int | None
+    timed_out: bool
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class _Paths:
+    root: Path
+
+    @property
+    def log(self) -> Path:
+        return self.root / "output.log"
+
+    @property
+    def exit(self) -> Path:
+        return self.root / "exit.json"
+
+    @property
+    def stopped(self) -> Path:
+        return self.root / "stop-requested"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "supervisor.lock"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(
+        self, sandbox: bool | None = None, timeout_grace_s: float = DEFAULT_STOP_GRACE_S
+    ) -> None:
+        """``sandbox``: None uses bwrap where it works; True insists on it; False never uses it."""
+        problem = bwrap_problem() if sandbox is not False else None
+        if sandbox and problem:
+            raise ExecutorError(f"No sandbox for the local executor: {problem}")
+        self._sandbox = problem is None if sandbox is None else sandbox
+        self._timeout_grace_s = timeout_grace_s
+
+    @property
+    def sandboxed(self) -> bool:
+        return self._sandbox
+
+    @classmethod
+    def available(cls) -> bool:
+        return os.name == "posix" and Path("/bin/sh").exists()
+
+    def launch(self, spec: JobSpec) -> Handle:
+        if not spec.network and not self._sandbox:
+            raise ValueError(
+                "This job must run without network, which the local executor can only enforce "
+                "in a sandbox: install bubblewrap, or run it on the docker executor."
+            )
+        for mount in spec.mounts:
+            if not mount.source.is_dir():
+                raise LaunchError(
+                    f"{mount.target} cannot be mounted: {mount.source} is no directory."
+                )
+        paths = _Paths(spec.workdir / STATE_DIR)
+        try:
+            paths.root.mkdir(parents=True)
+        except FileExistsError:
+            raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
+        paths.tmp.mkdir()
+        spec.code_dir.mkdir(exist_ok=True)
+        try:
+            pgid = _start_supervisor(paths, self._plan(spec, paths))
+        except BaseException:
+            shutil.rmtree(paths.root, ignore_errors=True)  # so it can be launched again
+            raise
+        return Handle(self.name, spec.job_id, {"state_dir": str(paths.root), "pgid": pgid})
+
+    def logs(self, handle: Handle) -> Iterator[bytes]:
+        job = self._job(handle)
+        return follow(job.paths.log, finished=lambda: job.ended() is not None)
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
+        job = self._job(handle)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while (ended := job.ended()) is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            time.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 2, 0.1)
+        return ended
+
+    def stop(self, handle: Handle, grace_s: float) -> None:
+        try:
+            job = self._job(handle)
+        except JobNotFound:
+            return  # cleaned up: it ended long ago
+        if job.ended() is not None:
+            return
+        job.paths.stopped.touch()
+        job.signal(signal.SIGTERM)
+        if self.wait(handle, grace_s) is not None:
+            return
+        job.signal(signal.SIGKILL)
+        if self.wait(handle, KILL_WAIT_S) is None:
+            raise ExecutorError(f"Job {handle.job_id} still runs {KILL_WAIT_S:.0f}s after SIGKILL.")
+
+    def cleanup(self, handle: Handle) -> None:
+        try:
+            job = self._job(handle)
+        except JobNotFound:
+            return
+        self.stop(handle, grace_s=0)
+        shutil.rmtree(job.paths.root, ignore_errors=True)
+
+    def _job(self, handle: Handle) -> "_Job":
+        self.check_handle(handle)
+        state_dir, pgid = handle.data.get("state_dir"), handle.data.get("pgid")
+        if not isinstance(state_dir, str) or not isinstance(pgid, int):
+            raise ValueError(f"Not a local job's handle: {handle.to_state()!r}")
+        job = _Job(_Paths(Path(state_dir)), pgid)
+        if not job.paths.exit.exists() and not job.paths.lock.exists():
+            raise JobNotFound(f"No local job {handle.job_id} at {state_dir} (cleaned up?).")
+        return job
+
+    def _plan(self, spec: JobSpec, paths: _Paths) -> _Plan:
+        shell = ["/bin/sh", "-c", spec.command]
+        if self._sandbox:
+            argv = [*sandbox_args(spec, paths.tmp), "--", *shell]
+            env = job_env(spec, code=str(CODE_TARGET), tmp=SANDBOX_TMP, mounts=_in_sandbox)
+        else:
+            argv = shell
+            env = job_env(spec, code=str(spec.code_dir), tmp=str(paths.tmp), mounts=_on_host)
+        return {
+            "argv": argv,
+            "env": env,
+            "cwd": str(spec.code_dir),
+            "sandboxed": self._sandbox,
+            "max_runtime_s": spec.max_runtime_s,
+            "grace_s": self._timeout_grace_s,
+        }
+
+
+def _in_sandbox(mount: Mount) -> str:
+    return mount.target
+
+
+def _on_host(mount: Mount) -> str:
+    return str(mount.source)
+
+
+def job_env(spec: JobSpec, code: str, tmp: str, mounts: Callable[[Mount], str]) -> dict[str, str]:
+    """A clean environment: the basics, then the spec's, then what Ferry decides, which the
+    spec cannot override (a job never sees GPUs it was not given)."""
+    env = {**BASE_ENV, "HOME": tmp, "TMPDIR": tmp, **spec.env}
+    env.update(
+        FERRY_JOB_ID=spec.job_id,
+        FERRY_CODE=code,
+        CUDA_VISIBLE_DEVICES=",".join(str(index) for index in spec.resources.gpus),
+        # CUDA counts fastest-first unless told otherwise; the allocation counts as NVML does.
+        CUDA_DEVICE_ORDER="PCI_BUS_ID",
+    )
+    env.update({mount.env_name: mounts(mount) for mount in spec.mounts})
+    return env
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+
+@cache
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot sandbox jobs here, or None if it can (asked once per process)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap is not installed (apt-get install bubblewrap)"
+    probe = [bwrap, "--ro-bind", "/", "/", "--cap-drop", "ALL", "--new-session", "/bin/true"]
+    try:
+        result = subprocess.run(probe, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap did not run: {exc}"
+    if result.returncode != 0:
+        # Typically no user namespaces for unprivileged users in this container or kernel.
+        return f"bwrap cannot create a sandbox here: {result.stderr.decode(errors='replace')}"
+    return None
+
+
+def sandbox_args(spec: JobSpec, tmp: Path) -> list[str]:
+    """bwrap's arguments for the job, up to (not including) the command."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    # --new-session: the command leads a process group without bwrap in it. bwrap dies of
+    # SIGTERM, and with --die-with-parent its death SIGKILLs the command before a trap could run,
+    # so stop() must signal the command's group and leave bwrap to end when the command does.
+    args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--unshare-ipc"]
+    args += _system_binds()
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(tmp), SANDBOX_TMP]
+    for target in (CODE_TARGET, FLOYD_CODE_TARGET):
+        args += ["--bind", str(spec.code_dir), str(target)]
+    for mount in spec.mounts:
+        kind = "--ro-bind" if mount.read_only else "--bind"
+        args += [kind, str(mount.source), mount.target, kind, str(mount.source), mount.floyd_target]
+    if spec.resources.gpus:
+        # All NVIDIA nodes: CUDA wants the control devices too, and a device's minor number
+        # need not be its index. CUDA_VISIBLE_DEVICES picks the allocated ones.
+        for device in sorted(Path("/dev").glob("nvidia*")):
+            args += ["--dev-bind", str(device), str(device)]
+    if not spec.network:
+        args.append("--unshare-net")
+    # The sandbox's own root is a tmpfs; read-only, so a job writes only where it was let.
+    return [*args, "--remount-ro", "/", "--chdir", str(CODE_TARGET)]
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():  # merged-/usr systems: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--ro-bind-try", "/opt", "/opt", "--ro-bind-try", "/sys", "/sys"]
+    # /etc/resolv.conf often links into /run (systemd-resolved): DNS needs its target too.
+    resolv = Path("/etc/resolv.conf").resolve()
+    if not resolv.is_relative_to("/etc"):
+        args += ["--ro-bind-try", str(resolv), str(resolv)]
+    return args
+
+
+# --- the launcher's side ----------------------------------------------------------------------
+
+
+def _start_supervisor(paths: _Paths, plan: _Plan) -> int:
+    """Start the job's supervisor and return the job's process group once its command runs."""
+    reply_read, reply_write = os.pipe()
+    try:
+        with paths.log.open("ab") as log:
+            supervisor = subprocess.Popen(
+                [sys.executable, "-I", "-c", _SUPERVISOR_MAIN, str(paths.root), str(reply_write)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(reply_write,),
+                start_new_session=True,  # not ours to lose: it survives this process
+                cwd=paths.root,
+            )
+    finally:
+        os.close(reply_write)
+    # Reap it when it ends, so no zombie lingers in a long-lived agent.
+    threading.Thread(target=supervisor.wait, name="ferry-supervisor-reaper", daemon=True).start()
+    assert supervisor.stdin is not None
+    with contextlib.suppress(BrokenPipeError), supervisor.stdin:
+        supervisor.stdin.write(json.dumps(plan).encode())
+    with os.fdopen(reply_read, "rb") as replies:
+        line = replies.readline()  # ends when the supervisor answers or dies
+    reply = json.loads(line) if line else {"error": "the supervisor ended before starting it"}
+    if "pgid" not in reply:
+        raise LaunchError(f"The job did not start: {reply['error']}\n{_tail(paths.log)}")
+    pgid: int = reply["pgid"]
+    return pgid
+
+
+def _tail(path: Path, size: int = 2000) -> str:
+    with path.open("rb") as stream:
+        stream.seek(max(0, stream.seek(0, os.SEEK_END) - size))
+        return stream.read().decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A launched job, seen from any process."""
+
+    paths: _Paths
+    pgid: int
+
+    def ended(self) -> Exit | None:
+        if (record := self._record()) is not None:
+            return record
+        if self.supervised():
+            return None
+        # The supervisor writes the record before it ends: read once more before saying lost.
+        return self._record() or Exit(None, None, stopped=self.paths.stopped.exists())
+
+    def supervised(self) -> bool:
+        """Whether the supervisor still lives: it holds an exclusive lock until it ends."""
+        try:
+            fd = os.open(self.paths.lock, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes never block probes
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def signal(self, signum: int) -> None:
+        # Only while supervised: after that the group is gone and its number free for reuse.
+        if self.supervised():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pgid, signum)
+
+    def _record(self) -> Exit | None:
+        try:
+            record: _ExitRecord = json.loads(self.paths.exit.read_text())
+        except FileNotFoundError:
+            return None
+        return Exit(record["code"], record["signal"], record["timed_out"], record["stopped"])
+
+
+# --- the supervisor's side ------------------------------------------------------------------
+
+
+def supervise() -> None:
+    """The supervisor process: start the job, answer the launcher, enforce the max runtime,
+    record the end. Its argv: the state directory and the fd to answer on."""
+    paths, reply_fd = _Paths(Path(sys.argv[1])), int(sys.argv[2])
+    lock = paths.lock.open("wb")  # held, never closed: released when this process ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    plan: _Plan = json.loads(sys.stdin.buffer.read())
+    try:
+        job, pgid, status = _spawn(plan)
+    except (OSError, LaunchError) as exc:
+        _answer(reply_fd, {"error": str(exc)})
+        raise SystemExit(1) from None
+    _answer(reply_fd, {"pgid": pgid})
+    ended, timed_out = threading.Event(), threading.Event()
+    if plan["max_runtime_s"] is not None:
+        limits = (plan["max_runtime_s"], plan["grace_s"], pgid, ended, timed_out)
+        threading.Thread(target=_enforce_max_runtime, args=limits, daemon=True).start()
+    returncode = job.wait()
+    ended.set()
+    _kill_group(pgid, signal.SIGKILL)  # what the job left running in the background
+    if status is not None:
+        status.close()
+    record: _ExitRecord = {
+        "code": returncode if returncode >= 0 else None,
+        "signal": -returncode if returncode < 0 else None,
+        "timed_out": timed_out.is_set(),
+        "stopped": paths.stopped.exists(),
+    }
+    partial = paths.exit.with_suffix(".partial")
+    partial.write_text(json.dumps(record))
+    partial.replace(paths.exit)  # readers see the whole record or none
+
+
+def _answer(fd: int, reply: dict[str, object]) -> None:
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(json.dumps(reply).encode() + b"\n")
+
+
+def _spawn(plan: _Plan) -> tuple[subprocess.Popen[bytes], int, IO[bytes] | None]:
+    """The running job, its process group, and (with bwrap) bwrap's status stream."""
+    if not plan["sandboxed"]:
+        job = subprocess.Popen(
+            plan["argv"],
+            cwd=plan["cwd"],
+            env=plan["env"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # set before exec: the group exists once Popen returns
+        )
+        return job, job.pid, None
+    status_read, status_write = os.pipe()
+    bwrap, *rest = plan["argv"]
+    try:
+        job = subprocess.Popen(
+            [bwrap, "--json-status-fd", str(status_write), *rest],
+            env=plan["env"],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(status_write,),
+        )
+    finally:
+        os.close(status_write)
+    # Kept open until bwrap ends: it writes the command's exit there, and would die of SIGPIPE.
+    status = os.fdopen(status_read, "rb")
+    return job, _sandboxed_group(job, status), status
+
+
+def _sandboxed_group(bwrap: subprocess.Popen[bytes], status: IO[bytes]) -> int:
+    """The process group of the sandbox's command: its own pid, once bwrap's --new-session
+    has made it a session leader (just before it runs the command)."""
+    first = status.readline()
+    if not first:
+        raise LaunchError(f"bwrap failed before starting the sandbox (exit {bwrap.wait()})")
+    child: int = json.loads(first)["child-pid"]
+    deadline = time.monotonic() + SANDBOX_START_S
+    while not _leads_own_group(child):
+        if time.monotonic() > deadline:
+            bwrap.kill()
+            raise LaunchError(f"The sandbox did not start within {SANDBOX_START_S:.0f}s")
+        if bwrap.poll() is not None:
+            # Gone already: a command that ran and ended that fast, or a sandbox that failed.
+            # bwrap reports the command's exit only if the command ran.
+            if b"exit-code" not in status.read():
+                raise LaunchError(f"bwrap could not set up the sandbox (exit {bwrap.returncode})")
+            break
+        time.sleep(0.001)
+    return child
+
+
+def _leads_own_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _enforce_max_runtime(
+    max_runtime_s: int,
+    grace_s: float,
+    pgid: int,
+    ended: threading.Event,
+    timed_out: threading.Event,
+) -> None:
+    if ended.wait(max_runtime_s):
+        return
+    timed_out.set()
+    _kill_group(pgid, signal.SIGTERM)
+    if not ended.wait(grace_s):
+        _kill_group(pgid, signal.SIGKILL)
+
+
+def _kill_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)

@@ -1,0 +1,49 @@
+"""``python manage.py agent``: register this machine as a host and run its jobs.
+
+It reads the machine's inventory (cpus, memory, GPUs through NVML), registers or updates the
+host, beats for it in the background, and runs a Celery worker on the host's own queue.
+"""
+
+import socket
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+
+from config.celery_app import app
+from fleet.inventory import inventory_read
+from fleet.services import host_heartbeat, host_register
+
+HEARTBEAT_S = 10.0
+
+
+class Command(BaseCommand):
+    help = "Register this machine as a host and run the jobs the scheduler sends it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", default=socket.gethostname().split(".")[0])
+        parser.add_argument("--concurrency", type=int, default=4, help="Jobs run at once.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host = host_register(options["name"], inventory_read())
+        self.stdout.write(
+            f"Host {host.name}: {host.cpus:g} cpus, {host.memory_mb} MB, {len(host.gpus)} GPUs; "
+            f"jobs under {settings.FERRY_AGENT_DIR}"
+        )
+        threading.Thread(target=_beat, args=(host.name,), daemon=True).start()
+        app.worker_main(
+            [
+                "worker", "--queues", host.queue, "--concurrency", str(options["concurrency"]),
+                "--hostname", f"agent@{host.name}", "--loglevel", "INFO",
+                "--prefetch-multiplier", "1",
+            ]
+        )  # fmt: skip
+
+
+def _beat(name: str) -> None:
+    stop = threading.Event()
+    while not stop.wait(HEARTBEAT_S):
+        close_old_connections()
+        host_heartbeat(name)

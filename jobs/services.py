@@ -1,0 +1,181 @@
+"""Every change to jobs goes through these functions; status changes through ``jobs.status``."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from accounts.models import User
+from blobs.models import Tree
+from blobs.services import tree_of_author
+from core.errors import Conflict, ValidationFailed
+from fleet.services import allocation_release, schedule_soon
+from jobs.inputs import InputRequest, resolve_inputs
+from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
+from jobs.status import job_transition
+from projects.models import Project
+from projects.policy import ProjectAction, authorize_project
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a user asks to run; names, not rows, so that each is checked here."""
+
+    command: str
+    environment: str = ""  # the default environment if empty
+    machine: str = ""  # the default machine type if empty
+    code: str = ""  # the digest of an uploaded code tree; none if empty
+    inputs: list[InputRequest] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    max_runtime_s: int | None = None
+    idempotency_key: str = ""
+
+
+def job_create(
+    *, actor: User, project: Project, request: JobRequest, restart_of: Job | None = None
+) -> Job:
+    """Queue a job; the scheduler is woken once it is committed."""
+    authorize_project(actor, project, ProjectAction.WRITE)
+    if request.idempotency_key:
+        earlier = _job_with_key(project, actor, request.idempotency_key)
+        if earlier is not None:
+            return earlier
+    command = _command(request.command)
+    environment = _environment(request.environment)
+    machine = _machine_type(request.machine)
+    code = _code_tree(actor, request.code)
+    inputs = resolve_inputs(actor, request.inputs)
+    try:
+        with transaction.atomic():
+            job = _insert_job(actor, project, request, command, environment, machine, code)
+            JobInput.objects.bulk_create(
+                JobInput(
+                    job=job, name=item.name, kind=item.kind, tree=item.tree,
+                    dataset_version=item.dataset_version, source_job=item.source_job,
+                )
+                for item in inputs
+            )  # fmt: skip
+            if restart_of is not None:
+                Job.objects.filter(id=job.id).update(restart_of=restart_of)
+            JobEvent.objects.create(job=job, to_status=JobStatus.QUEUED, reason="submitted")
+            schedule_soon()
+    except IntegrityError:
+        # The same Idempotency-Key submitted twice at once: the other request made the job.
+        earlier = _job_with_key(project, actor, request.idempotency_key)
+        if earlier is None:
+            raise
+        return earlier
+    return job
+
+
+def _job_with_key(project: Project, actor: User, key: str) -> Job | None:
+    if not key:
+        return None
+    return Job.objects.filter(project=project, created_by=actor, idempotency_key=key).first()
+
+
+def _insert_job(
+    actor: User,
+    project: Project,
+    request: JobRequest,
+    command: str,
+    environment: Environment,
+    machine: MachineType,
+    code: Tree | None,
+) -> Job:
+    # Lock the project so that two submits at once get numbers N and N+1, not both N.
+    Project.objects.select_for_update().filter(id=project.id).exists()
+    latest = Job.objects.filter(project=project).aggregate(latest=Max("number"))["latest"] or 0
+    return Job.objects.create(
+        project=project,
+        number=latest + 1,
+        command=command,
+        message=request.message,
+        environment=environment,
+        machine_type=machine,
+        code_tree=code,
+        params=request.params,
+        max_runtime_s=request.max_runtime_s,
+        created_by=actor,
+        idempotency_key=request.idempotency_key,
+    )
+
+
+def _command(command: str) -> str:
+    if not command.strip():
+        raise ValidationFailed(
+            'Give a command to run, e.g. "python train.py".',
+            fields={"command": ["The command is empty."]},
+            code="empty_command",
+        )
+    return command.strip()
+
+
+def _environment(name: str) -> Environment:
+    rows = Environment.objects.order_by("name")
+    found = rows.filter(name=name).first() if name else rows.filter(is_default=True).first()
+    if found is None:
+        known = ", ".join(rows.values_list("name", flat=True)) or "none"
+        raise ValidationFailed(
+            f"No environment {name!r} here; choose one of: {known}.",
+            fields={"environment": [f"Unknown environment {name!r}."]},
+            code="unknown_environment",
+        )
+    return found
+
+
+def _machine_type(name: str) -> MachineType:
+    rows = MachineType.objects.order_by("name")
+    found = rows.filter(name=name).first() if name else rows.filter(is_default=True).first()
+    if found is None:
+        known = ", ".join(rows.values_list("name", flat=True)) or "none"
+        raise ValidationFailed(
+            f"No machine type {name!r} here; choose one of: {known}.",
+            fields={"machine": [f"Unknown machine type {name!r}."]},
+            code="unknown_machine",
+        )
+    return found
+
+
+def _code_tree(actor: User, digest: str) -> Tree | None:
+    if not digest:
+        return None
+    tree = tree_of_author(actor.pk, digest)
+    limit = settings.FERRY_MAX_CODE_BYTES
+    if tree.total_size > limit:
+        raise ValidationFailed(
+            f"The code is {tree.total_size} bytes; at most {limit} may be sent as code. Put data "
+            "in a dataset (`ferry data upload`) and list large files in .ferryignore.",
+            fields={"code": ["Too large."]},
+            code="code_too_large",
+        )
+    return tree
+
+
+# A job in these has no process yet: stopping it needs no agent.
+NOT_STARTED = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+
+
+def job_stop(*, actor: User, job: Job, reason: str = "") -> Job:
+    """Stop a job: at once if it waits in the queue, else through its host's agent."""
+    authorize_project(actor, job.project, ProjectAction.WRITE)
+    why = reason or f"stopped by {actor.username}"
+    if job_transition(job.id, JobStatus.STOPPED, reason=why, only_from=NOT_STARTED):
+        # It was queued (no host holds it) or scheduled but not yet started.
+        allocation_release(job.id)
+        schedule_soon()
+    elif job_transition(job.id, JobStatus.STOPPING, reason=why):
+        pass  # its agent sees `stopping` at the next heartbeat and stops the process
+    else:
+        job.refresh_from_db()
+        if job.is_finished:
+            raise Conflict(
+                f"Job {job} has already finished ({job.status}); there is nothing to stop.",
+                code="job_finished",
+            )
+        # Stopping already: asking twice is harmless.
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,17 @@
+from django.urls import re_path
+
+from core.api.routes import NAME, api
+from jobs import views
+
+JOBS = rf"projects/(?P<owner>{NAME})/(?P<name>{NAME})/jobs"
+JOB = rf"{JOBS}/(?P<number>[0-9]{{1,9}})"
+
+urlpatterns = [
+    re_path(api(JOBS), views.JobListView.as_view(), name="job-list"),
+    re_path(api(JOB), views.JobDetailView.as_view(), name="job"),
+    re_path(api(rf"{JOB}/stop"), views.JobStopView.as_view(), name="job-stop"),
+    re_path(api(rf"{JOB}/logs"), views.JobLogsView.as_view(), name="job-logs"),
+    re_path(api(rf"{JOB}/events"), views.JobEventListView.as_view(), name="job-events"),
+    re_path(api("environments"), views.EnvironmentListView.as_view(), name="environment-list"),
+    re_path(api("machine-types"), views.MachineTypeListView.as_view(), name="machine-type-list"),
+]

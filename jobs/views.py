@@ -1,0 +1,143 @@
+"""Job endpoints. Views translate HTTP; ``jobs.services`` decides and writes."""
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import current_user
+from core.api.pagination import paginated
+from core.api.serializers import validated
+from jobs import selectors, services
+from jobs.inputs import InputRequest
+from jobs.logs import log_follow
+from jobs.models import Environment, MachineType
+from jobs.serializers import (
+    EnvironmentOutput,
+    JobCreateInput,
+    JobEventOutput,
+    JobOutput,
+    MachineTypeOutput,
+)
+from projects.policy import ProjectAction
+from projects.selectors import project_get
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_LOG_WAIT_S = 30
+
+
+class JobListView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=JobOutput(many=True))
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        project = project_get(request.user, owner, name, ProjectAction.VIEW)
+        return paginated(request, self, selectors.jobs_of(project), JobOutput)
+
+    @extend_schema(
+        request=JobCreateInput,
+        responses={202: JobOutput},
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER,
+                description="Retrying a submit with the same key returns the first job.",
+            )
+        ],
+    )  # fmt: skip
+    def post(self, request: Request, owner: str, name: str) -> Response:
+        data = validated(JobCreateInput, request.data)
+        project = project_get(request.user, owner, name, ProjectAction.VIEW)
+        job_request = services.JobRequest(
+            command=data["command"],
+            environment=data.get("environment", ""),
+            machine=data.get("machine", ""),
+            code=data.get("code", ""),
+            inputs=[InputRequest(i["source"], i["mount"]) for i in data.get("inputs", [])],
+            params=data.get("params", {}),
+            message=data.get("message", ""),
+            max_runtime_s=data.get("max_runtime_s"),
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:128],
+        )
+        job = services.job_create(actor=current_user(request), project=project, request=job_request)
+        body = JobOutput(selectors.jobs_of(project).get(id=job.id)).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=JobOutput)
+    def get(self, request: Request, owner: str, name: str, number: str) -> Response:
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        return Response(JobOutput(job).data)
+
+
+class JobStopView(APIView):
+    @extend_schema(request=None, responses={202: JobOutput})
+    def post(self, request: Request, owner: str, name: str, number: str) -> Response:
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        services.job_stop(actor=current_user(request), job=job)
+        fresh = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        return Response(JobOutput(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobEventListView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=JobEventOutput(many=True))
+    def get(self, request: Request, owner: str, name: str, number: str) -> Response:
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        return paginated(request, self, job.events.order_by("id"), JobEventOutput)
+
+
+class EnvironmentListView(APIView):
+    @extend_schema(responses=EnvironmentOutput(many=True))
+    def get(self, request: Request) -> Response:
+        rows = Environment.objects.order_by("name")
+        return paginated(request, self, rows, EnvironmentOutput)
+
+
+class MachineTypeListView(APIView):
+    @extend_schema(responses=MachineTypeOutput(many=True))
+    def get(self, request: Request) -> Response:
+        rows = MachineType.objects.order_by("gpus", "cpus", "name")
+        return paginated(request, self, rows, MachineTypeOutput)
+
+
+class JobLogsQuery(serializers.Serializer[Any]):
+    offset = serializers.IntegerField(min_value=0, default=0)
+    wait = serializers.FloatField(min_value=0, max_value=MAX_LOG_WAIT_S, default=0)
+
+
+class JobLogsView(APIView):
+    """The job's log from byte ``offset``: raw bytes, with where to continue in a header.
+
+    With ``wait``, the answer waits (up to that many seconds) for bytes or the job's end: a
+    follower loops on ``X-Ferry-Log-Offset`` until ``X-Ferry-Log-Finished`` is true.
+    """
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("offset", int, description="The first byte wanted."),
+            OpenApiParameter(
+                "wait", float, description=f"Seconds to wait, at most {MAX_LOG_WAIT_S}."
+            ),
+        ],
+        responses={(200, "application/octet-stream"): bytes},
+    )
+    def get(self, request: Request, owner: str, name: str, number: str) -> HttpResponse:
+        query = validated(JobLogsQuery, request.query_params.dict())
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        found = log_follow(job, query["offset"], query["wait"])
+        response = HttpResponse(found.data, content_type="application/octet-stream")
+        response["X-Ferry-Log-Offset"] = str(found.next_offset)
+        response["X-Ferry-Log-Finished"] = "true" if found.finished else "false"
+        response["X-Ferry-Job-Status"] = found.status
+        return response

@@ -1,0 +1,37 @@
+"""What fleet tests share: a record of the Celery tasks sent, and fixed heartbeat timeouts."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from config.celery_app import app
+
+HOST_TIMEOUT_S = 60
+JOB_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class SentTask:
+    name: str
+    args: list[Any] = field(default_factory=list)
+    queue: str | None = None
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[SentTask]:
+    """The tasks sent through ``app.send_task``, in order; recorded instead of published."""
+    calls: list[SentTask] = []
+
+    def record(name: str, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        calls.append(SentTask(name, list(args or []), options.get("queue")))
+
+    monkeypatch.setattr(app, "send_task", record)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def _timeouts(settings: Settings) -> None:
+    settings.FERRY_HOST_HEARTBEAT_TIMEOUT_S = HOST_TIMEOUT_S
+    settings.FERRY_JOB_HEARTBEAT_TIMEOUT_S = JOB_TIMEOUT_S

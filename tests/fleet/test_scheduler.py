@@ -1,0 +1,339 @@
+"""The placement loop on the real database: allocations, statuses, messages, one loop at once."""
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
+from pytest_django.fixtures import Settings
+
+from fleet import scheduler
+from fleet.models import Allocation, Host, HostState
+from fleet.placement import HostCapacity, PlacementResult, Request, place
+from fleet.scheduler import ScheduleSummary, placement_lock, schedule
+from jobs.models import Job, JobStatus
+from jobs.status import job_transition
+from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask
+from tests.fleet.factories import HostFactory, JobFactory, gpus, machine_type
+from tests.support.concurrency import at_once
+
+pytestmark = pytest.mark.django_db
+
+Capture = DjangoCaptureOnCommitCallbacks
+
+
+def status_of(job: Job) -> str:
+    job.refresh_from_db()
+    return job.status
+
+
+def test_a_queued_job_is_allocated_scheduled_and_sent_to_its_host(
+    sent: list[SentTask], django_capture_on_commit_callbacks: Capture
+) -> None:
+    host = HostFactory.create(name="gpu1", gpus=gpus(2))
+    job = JobFactory.create(machine_type=machine_type("gpu"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = schedule()
+
+    assert summary == {"ran": True, "placed": 1, "waiting": 0}
+    allocation = Allocation.objects.get(job=job)
+    assert (allocation.host, allocation.gpu_indices, allocation.released_at) == (host, [0], None)
+    assert (allocation.cpus, allocation.memory_mb) == (4, 16384)
+    assert status_of(job) == JobStatus.SCHEDULED
+    assert job.status_reason == "placed on gpu1 (GPUs 0)"
+    assert sent == [SentTask("jobs.run", [job.id], "host.gpu1")]
+
+
+def test_nothing_is_sent_before_the_loop_commits(
+    sent: list[SentTask], django_capture_on_commit_callbacks: Capture
+) -> None:
+    HostFactory.create()
+    JobFactory.create()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        schedule()
+
+    assert sent == []
+    for callback in callbacks:  # the commit
+        callback()
+    assert [task.name for task in sent] == ["jobs.run"]
+
+
+def test_gpus_held_by_running_jobs_are_not_given_again(
+    sent: list[SentTask], django_capture_on_commit_callbacks: Capture
+) -> None:
+    host = HostFactory.create(gpus=gpus(2))
+    gpu = machine_type("gpu")
+    running = JobFactory.create(machine_type=gpu, status=JobStatus.RUNNING)
+    Allocation.objects.create(job=running, host=host, cpus=4, memory_mb=16384, gpu_indices=[0])
+    first, second = JobFactory.create_batch(2, machine_type=gpu)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = schedule()
+
+    assert summary["placed"] == 1
+    assert Allocation.objects.get(job=first).gpu_indices == [1]
+    assert status_of(second) == JobStatus.QUEUED
+    assert second.status_reason == "waiting for capacity: all hosts that fit it are busy"
+    assert [task.args for task in sent] == [[first.id]]
+
+
+def test_the_oldest_job_goes_first() -> None:
+    HostFactory.create(gpus=gpus(1))
+    gpu = machine_type("gpu")
+    newer = JobFactory.create(machine_type=gpu)
+    older = JobFactory.create(machine_type=gpu, created_at=timezone.now() - timedelta(hours=1))
+
+    schedule()
+
+    assert (status_of(older), status_of(newer)) == (JobStatus.SCHEDULED, JobStatus.QUEUED)
+
+
+def test_released_allocations_free_their_gpus() -> None:
+    host = HostFactory.create(gpus=gpus(1))
+    gpu = machine_type("gpu")
+    done = JobFactory.create(machine_type=gpu, status=JobStatus.SUCCEEDED)
+    Allocation.objects.create(
+        job=done, host=host, cpus=4, memory_mb=16384, gpu_indices=[0], released_at=timezone.now()
+    )
+    job = JobFactory.create(machine_type=gpu)
+
+    schedule()
+
+    assert Allocation.objects.get(job=job).gpu_indices == [0]
+
+
+def test_a_requeued_job_gets_its_allocation_row_back(
+    sent: list[SentTask], django_capture_on_commit_callbacks: Capture
+) -> None:
+    gone, fresh = HostFactory.create(state=HostState.OFFLINE), HostFactory.create(name="fresh")
+    job = JobFactory.create()
+    long_ago = timezone.now() - timedelta(hours=1)
+    Allocation.objects.create(
+        job=job, host=gone, cpus=2, memory_mb=4096, created_at=long_ago, released_at=long_ago
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        schedule()
+
+    allocation = Allocation.objects.get(job=job)
+    assert (allocation.host, allocation.released_at) == (fresh, None)
+    assert allocation.created_at > long_ago
+    assert sent == [SentTask("jobs.run", [job.id], "host.fresh")]
+
+
+@pytest.mark.parametrize(
+    ("state", "heartbeat_age_s"),
+    [(HostState.DRAINING, 0), (HostState.OFFLINE, 0), (HostState.ONLINE, HOST_TIMEOUT_S + 1)],
+    ids=["draining", "offline", "silent"],
+)
+def test_hosts_that_take_no_new_work_get_nothing(
+    sent: list[SentTask], state: HostState, heartbeat_age_s: int
+) -> None:
+    heartbeat_at = timezone.now() - timedelta(seconds=heartbeat_age_s)
+    HostFactory.create(name="h1", state=state, heartbeat_at=heartbeat_at)
+    job = JobFactory.create()
+
+    summary = schedule()
+
+    assert summary == {"ran": True, "placed": 0, "waiting": 1}
+    assert not Allocation.objects.exists()
+    assert status_of(job) == JobStatus.QUEUED
+    assert job.status_reason == (
+        "waiting for a host: those that could run it (h1) take no new work now"
+    )
+    assert sent == []
+
+
+def test_a_job_no_host_can_ever_run_says_why() -> None:
+    HostFactory.create(gpus=gpus(1))
+    job = JobFactory.create(machine_type=machine_type("gpu2"))
+
+    schedule()
+
+    assert status_of(job) == JobStatus.QUEUED
+    assert job.status_reason == "no host has 2 GPUs; the largest has 1"
+
+
+def test_the_machine_types_gpu_model_is_honoured() -> None:
+    HostFactory.create(name="t4", gpus=gpus(4, model="Tesla T4"))
+    a100 = HostFactory.create(name="a100", gpus=gpus(1))
+    job = JobFactory.create(machine_type=machine_type("a100", gpus=1, gpu_model="A100"))
+
+    schedule()
+
+    assert Allocation.objects.get(job=job).host == a100
+
+
+def spy_on_place(
+    monkeypatch: pytest.MonkeyPatch, after: Callable[[PlacementResult], object]
+) -> None:
+    """Run ``after`` once placement has decided, before the loop writes anything."""
+
+    def placing(hosts: Sequence[HostCapacity], requests: Sequence[Request]) -> PlacementResult:
+        result = place(hosts, requests)
+        after(result)
+        return result
+
+    monkeypatch.setattr(scheduler, "place", placing)
+
+
+def test_a_job_stopped_while_the_loop_decides_keeps_no_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+    sent: list[SentTask],
+    django_capture_on_commit_callbacks: Capture,
+) -> None:
+    HostFactory.create()
+    stopped, placed = JobFactory.create_batch(2)
+    spy_on_place(monkeypatch, lambda _: job_transition(stopped.id, JobStatus.STOPPED))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = schedule()
+
+    assert summary["placed"] == 1
+    assert not Allocation.objects.filter(job=stopped).exists()
+    assert status_of(stopped) == JobStatus.STOPPED
+    assert status_of(placed) == JobStatus.SCHEDULED
+    assert sent == [SentTask("jobs.run", [placed.id], placed_queue(placed))]
+
+
+def placed_queue(job: Job) -> str:
+    return Allocation.objects.get(job=job).host.queue
+
+
+def test_no_queued_jobs_is_a_quick_no_op(
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
+    HostFactory.create_batch(3)
+
+    with django_assert_max_num_queries(4):
+        assert schedule() == {"ran": True, "placed": 0, "waiting": 0}
+
+
+# --- one loop at a time ---------------------------------------------------------------------
+
+
+def test_on_sqlite_a_second_loop_on_the_machine_finds_the_lock_taken(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path
+) -> None:
+    # The embedded setup's lock is a file under var/, shared by all its worker processes; a
+    # second open of it (here, in the same thread) is refused just as another process's is.
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+
+    with placement_lock() as first, placement_lock() as second:
+        assert (first, second) == (True, False)
+    with placement_lock() as again:
+        assert again is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_that_finds_another_running_returns_at_once() -> None:
+    HostFactory.create()
+    job = JobFactory.create()
+    holding, done = threading.Event(), threading.Event()
+
+    def other_loop() -> None:
+        try:
+            with placement_lock() as held:
+                assert held
+                holding.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        summary = schedule()
+        assert time.monotonic() - started < 1
+    finally:
+        done.set()
+        thread.join(10)
+
+    assert summary == {"ran": False, "placed": 0, "waiting": 0}
+    assert status_of(job) == JobStatus.QUEUED
+    assert schedule()["placed"] == 1  # once the other loop has ended
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_loops_at_once_never_hand_out_a_gpu_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loop A reads one GPU free and job `later`, and dwells before writing. Meanwhile an older
+    # job arrives and loop B starts: were it to run, it would read the same GPU free and give
+    # it to the older job, while A gives it to `later`.
+    host = HostFactory.create(gpus=gpus(1))
+    gpu = machine_type("gpu")
+    later = JobFactory.create(machine_type=gpu)
+    deciding = threading.Event()
+
+    def dwell(_: PlacementResult) -> None:
+        deciding.set()
+        time.sleep(0.5)
+
+    spy_on_place(monkeypatch, dwell)
+    summaries: list[ScheduleSummary] = []
+
+    def loop_a() -> None:
+        try:
+            summaries.append(schedule())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop_a)
+    thread.start()
+    try:
+        assert deciding.wait(10)
+        older = JobFactory.create(machine_type=gpu, created_at=timezone.now() - timedelta(hours=1))
+        loop_b = schedule()
+    finally:
+        thread.join(10)
+
+    active = list(Allocation.objects.active().filter(host=host))
+    assert [(a.job_id, a.gpu_indices) for a in active] == [(later.id, [0])]
+    assert status_of(older) == JobStatus.QUEUED
+    assert loop_b["ran"] is False
+    assert summaries == [{"ran": True, "placed": 1, "waiting": 0}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_loops_at_once_place_each_job_once(sent: list[SentTask]) -> None:
+    host = HostFactory.create(gpus=gpus(2))
+    JobFactory.create_batch(6, machine_type=machine_type("gpu"))
+    summaries: list[ScheduleSummary] = []
+
+    outcomes = at_once(*[lambda: summaries.append(schedule()) for _ in range(4)])
+
+    assert outcomes == ["ok"] * 4
+    assert sum(s["placed"] for s in summaries) == 2
+    active = list(Allocation.objects.active().filter(host=host))
+    assert sorted(index for a in active for index in a.gpu_indices) == [0, 1]
+    assert [task.name for task in sent] == ["jobs.run", "jobs.run"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scheduled_job_reaches_its_host_queue_on_the_real_broker(redis_url: str) -> None:
+    from config.celery_app import app
+
+    host = HostFactory.create(name=f"broker-{time.monotonic_ns()}")
+    job = JobFactory.create()
+
+    schedule()
+
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(Host.objects.get(id=host.id).queue)
+        try:
+            message = queue.get(timeout=10)
+            message.ack()
+        finally:
+            queue.close()
+    assert message.headers["task"] == "jobs.run"
+    args, _kwargs, _embed = message.decode()
+    assert args == [job.id]

@@ -1,0 +1,122 @@
+"""A job from submit to its end on this machine: scheduled, laid out, run, logged, kept.
+
+The scheduler, the storage and the local executor are real; the Celery hop to the host's queue
+is taken by calling the task's function here, in the test process.
+"""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from fleet.inventory import inventory_read
+from fleet.models import Allocation
+from fleet.scheduler import schedule
+from fleet.services import host_register
+from jobs.agent import run_job
+from jobs.logs import log_read
+from jobs.models import Job
+from tests.blobs.test_upload_api import upload
+from tests.conftest import client_for
+from tests.factories import ProjectFactory, UserFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("configured_storage"),
+]
+
+JOBS = "/api/v1/projects/alice/mnist/jobs"
+TRAIN = b"""\
+import os, json, pathlib
+data = pathlib.Path(os.environ["FERRY_INPUT_MNIST"]) / "train.csv"
+print("rows:", len(data.read_text().splitlines()), flush=True)
+print(json.dumps({"metric": "accuracy", "value": 0.98, "step": 1}), flush=True)
+pathlib.Path(os.environ["FERRY_OUTPUT"], "model.txt").write_text("weights")
+"""
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> APIClient:
+    settings.FERRY_AGENT_DIR = tmp_path / "agent"
+    settings.FERRY_JOB_STOP_GRACE_S = 1
+    alice = UserFactory.create(username="alice")
+    ProjectFactory.create(name="mnist", owner_user=alice)
+    host_register("here", inventory_read())
+    return client_for(alice)
+
+
+def submitted(api: APIClient, command: str, **body: object) -> Job:
+    response = api.post(JOBS, {"command": command, **body}, format="json")
+    assert response.status_code == 202, response.json()
+    assert schedule()["placed"] == 1, Job.objects.values("status", "status_reason")
+    return Job.objects.get(number=response.json()["number"])
+
+
+def test_a_job_reads_its_input_prints_and_keeps_its_output(api: APIClient) -> None:
+    assert api.post("/api/v1/datasets", {"name": "mnist"}, format="json").status_code == 201
+    data = upload(api, {"train.csv": b"1,2\n3,4\n5,6\n"})
+    api.post("/api/v1/datasets/alice/mnist/versions", {"tree": data["digest"]}, format="json")
+    code = upload(api, {"train.py": TRAIN})
+    job = submitted(
+        api, "python3 train.py", code=code["digest"], inputs=[{"source": "alice/datasets/mnist"}]
+    )
+
+    assert run_job(job.id) == "succeeded"
+
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == ("succeeded", 0)
+    log = log_read(job, 0).data.decode()
+    assert "rows: 3" in log
+    assert '"metric": "accuracy"' in log
+    assert job.output_tree is not None
+    assert list(job.output_tree.entries.values_list("path", "size")) == [("model.txt", 7)]
+    assert Allocation.objects.get(job=job).released_at is not None
+    events = list(job.events.values_list("to_status", flat=True))
+    assert events == ["queued", "scheduled", "starting", "running", "succeeded"]
+
+
+def test_a_failing_command_fails_with_its_code(api: APIClient) -> None:
+    job = submitted(api, "echo oops >&2; exit 3")
+
+    assert run_job(job.id) == "failed"
+
+    job.refresh_from_db()
+    assert (job.exit_code, job.status_reason) == (3, "exited with code 3")
+    assert log_read(job, 0).data == b"oops\n"
+
+
+def test_a_job_delivered_twice_runs_once(api: APIClient) -> None:
+    job = submitted(api, "true")
+
+    assert run_job(job.id) == "succeeded"
+    assert run_job(job.id) == "not scheduled"
+
+
+def test_a_running_job_stops_when_asked(api: APIClient) -> None:
+    job = submitted(
+        api, "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.1; done"
+    )
+    outcome: list[str] = []
+
+    def agent() -> None:
+        try:
+            outcome.append(run_job(job.id))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while b"started" not in log_read(job, 0).data and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api.post(f"{JOBS}/{job.number}/stop").json()["status"] == "stopping"
+    thread.join(30)
+
+    assert outcome == ["stopped"]
+    job.refresh_from_db()
+    assert job.status == "stopped"
+    assert b"bye" in log_read(job, 0).data

@@ -1,0 +1,423 @@
+"""One suite that every executor backend must pass: today ``local``, bare and in bubblewrap."""
+
+import json
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
+from jobs.executors.local import bwrap_problem
+from tests.support.services import unavailable
+
+pytestmark = pytest.mark.timeout(60)
+
+MiB = 1024 * 1024
+
+
+def require_bwrap() -> None:
+    """Skip the test that needs a bubblewrap sandbox, or fail it if FERRY_TEST_REQUIRE says."""
+    if (problem := bwrap_problem()) is not None:
+        unavailable("bwrap", problem)
+
+
+def local_bare() -> Executor:
+    return LocalExecutor(sandbox=False, timeout_grace_s=1)
+
+
+def local_bwrap() -> Executor:
+    require_bwrap()
+    return LocalExecutor(sandbox=True, timeout_grace_s=1)
+
+
+BACKENDS: dict[str, Callable[[], Executor]] = {"local": local_bare, "local-bwrap": local_bwrap}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def make_executor(request: pytest.FixtureRequest) -> Callable[[], Executor]:
+    """Makes fresh instances of one backend, as a restarted agent would."""
+    factory = BACKENDS[request.param]
+    factory()  # skips here, once, if the backend cannot run
+    return factory
+
+
+@pytest.fixture
+def executor(make_executor: Callable[[], Executor]) -> Executor:
+    return make_executor()
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    """A job's directory as the agent lays it out, with one input and an output."""
+    (tmp_path / "job" / "code").mkdir(parents=True)
+    (tmp_path / "cache" / "mnist").mkdir(parents=True)
+    (tmp_path / "cache" / "mnist" / "a.txt").write_text("digits\n")
+    (tmp_path / "output").mkdir()
+    return tmp_path
+
+
+def spec_for(job_dir: Path, command: str, **changes: object) -> JobSpec:
+    fields: dict[str, object] = {
+        "job_id": "job-1",
+        "image": None,
+        "command": command,
+        "workdir": job_dir / "job",
+        "mounts": [
+            Mount.input("mnist", job_dir / "cache" / "mnist"),
+            Mount.output(job_dir / "output"),
+        ],
+        "env": {},
+        "resources": Resources(cpus=1, memory_mb=256, gpus=()),
+        "max_runtime_s": None,
+    }
+    return JobSpec(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def run(executor: Executor, job_dir: Path) -> Iterator[Callable[..., Handle]]:
+    """Launches a job of ``command``; whatever still runs at the end of the test is stopped."""
+    handles: list[Handle] = []
+
+    def launch(command: str, **changes: object) -> Handle:
+        handles.append(executor.launch(spec_for(job_dir, command, **changes)))
+        return handles[-1]
+
+    yield launch
+    for handle in handles:
+        executor.cleanup(handle)
+
+
+def finish(executor: Executor, handle: Handle, timeout: float = 20) -> Exit:
+    ended = executor.wait(handle, timeout)
+    assert ended is not None, f"the job still runs after {timeout}s"
+    return ended
+
+
+def all_logs(executor: Executor, handle: Handle) -> str:
+    return b"".join(executor.logs(handle)).decode()
+
+
+def read_until(executor: Executor, handle: Handle, needle: str) -> str:
+    """The logs up to the first chunk holding ``needle`` (or all of them, if it never comes)."""
+    seen = b""
+    for chunk in executor.logs(handle):
+        seen += chunk
+        if needle.encode() in seen:
+            break
+    return seen.decode()
+
+
+def killed(ended: Exit) -> bool:
+    # Sandboxes and containers report a death by SIGKILL as 128 + 9.
+    return ended.signal == signal.SIGKILL or ended.code == 128 + signal.SIGKILL
+
+
+# --- exits and logs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_the_exit_code_is_reported(
+    executor: Executor, run: Callable[..., Handle], code: int
+) -> None:
+    handle = run(f"exit {code}")
+
+    assert finish(executor, handle) == Exit(code=code, signal=None, timed_out=False, stopped=False)
+
+
+def test_logs_arrive_while_the_job_runs(executor: Executor, run: Callable[..., Handle]) -> None:
+    handle = run("echo first; sleep 30; echo second")
+    started = time.monotonic()
+
+    assert "first" in read_until(executor, handle, "first")
+
+    assert time.monotonic() - started < 10
+    assert executor.wait(handle, timeout=0) is None
+
+
+def test_stdout_and_stderr_are_both_captured(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    handle = run("echo to-stdout; echo to-stderr >&2")
+    finish(executor, handle)
+
+    logs = all_logs(executor, handle)
+
+    assert "to-stdout" in logs
+    assert "to-stderr" in logs
+
+
+def test_logs_of_an_ended_job_can_be_read_again(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    handle = run("echo once")
+    finish(executor, handle)
+
+    assert all_logs(executor, handle) == all_logs(executor, handle) == "once\n"
+
+
+# --- mounts and environment -------------------------------------------------------------------
+
+
+def test_inputs_are_mounted(executor: Executor, run: Callable[..., Handle]) -> None:
+    paths = ['"$FERRY_INPUT_MNIST"']
+    if executor.sandboxed:
+        paths += ["/ferry/input/mnist", "/floyd/input/mnist"]
+    handle = run("; ".join(f"cat {path}/a.txt" for path in paths))
+
+    assert finish(executor, handle).code == 0
+    assert all_logs(executor, handle) == "digits\n" * len(paths)
+
+
+def test_inputs_are_read_only_in_a_sandbox(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    if not executor.sandboxed:
+        pytest.skip("without a sandbox, read-only inputs are not enforced (documented)")
+    handle = run(
+        "for dir in /ferry/input/mnist /floyd/input/mnist; do"
+        '  echo changed > "$dir/a.txt" || echo refused;'
+        '  touch "$dir/new" || echo refused;'
+        "done"
+    )
+    finish(executor, handle)
+
+    assert all_logs(executor, handle).count("refused") == 4
+    assert (job_dir / "cache" / "mnist" / "a.txt").read_text() == "digits\n"
+    assert sorted(os.listdir(job_dir / "cache" / "mnist")) == ["a.txt"]
+
+
+def test_what_the_job_writes_to_its_output_lands_on_the_host(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    command = 'echo by-variable > "$FERRY_OUTPUT/variable.txt"'
+    if executor.sandboxed:
+        command += "; echo by-path > /ferry/output/path.txt; echo floyd > /floyd/output/floyd.txt"
+    handle = run(command)
+
+    assert finish(executor, handle).code == 0
+    assert (job_dir / "output" / "variable.txt").read_text() == "by-variable\n"
+    if executor.sandboxed:
+        assert (job_dir / "output" / "path.txt").read_text() == "by-path\n"
+        assert (job_dir / "output" / "floyd.txt").read_text() == "floyd\n"
+
+
+def test_the_code_directory_is_the_working_directory(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    (job_dir / "job" / "code" / "train.py").write_text("print('training')\n")
+    handle = run('cat train.py; [ "$(pwd)" = "$FERRY_CODE" ] && echo same')
+
+    finish(executor, handle)
+
+    assert all_logs(executor, handle) == "print('training')\nsame\n"
+
+
+@pytest.mark.parametrize(("gpus", "expected"), [((0, 2), "[0,2]"), ((), "[]")])
+def test_cuda_visible_devices_is_the_allocation(
+    executor: Executor, run: Callable[..., Handle], gpus: tuple[int, ...], expected: str
+) -> None:
+    # "unset" would let CUDA see every GPU: no GPUs must read as an empty list.
+    handle = run(
+        "printf '[%s]' \"${CUDA_VISIBLE_DEVICES-unset}\"",
+        resources=Resources(cpus=1, memory_mb=256, gpus=gpus),
+    )
+    finish(executor, handle)
+
+    assert all_logs(executor, handle) == expected
+
+
+def test_the_spec_env_reaches_the_job(executor: Executor, run: Callable[..., Handle]) -> None:
+    handle = run('printf %s "$GREETING"', env={"GREETING": "hello there"})
+    finish(executor, handle)
+
+    assert all_logs(executor, handle) == "hello there"
+
+
+# --- stopping -----------------------------------------------------------------------------------
+
+
+def test_stop_sends_sigterm_and_the_jobs_trap_runs(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    handle = run("trap 'echo got-term; exit 7' TERM; echo ready; sleep 30 & wait")
+    read_until(executor, handle, "ready")  # the trap is set
+    started = time.monotonic()
+
+    executor.stop(handle, grace_s=10)
+
+    assert time.monotonic() - started < 5
+    assert finish(executor, handle, timeout=0) == Exit(7, None, timed_out=False, stopped=True)
+    assert "got-term" in all_logs(executor, handle)
+
+
+def test_a_job_ignoring_sigterm_is_killed_with_its_children_after_the_grace(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    handle = run(
+        "trap '' TERM;"
+        ' (while :; do date +%s%N > "$FERRY_OUTPUT/beat"; sleep 0.05; done) &'
+        " echo ready; sleep 1000"
+    )
+    read_until(executor, handle, "ready")
+    started = time.monotonic()
+
+    executor.stop(handle, grace_s=1)
+
+    assert 1 <= time.monotonic() - started < 5
+    ended = finish(executor, handle, timeout=0)
+    assert ended.stopped
+    assert killed(ended)
+    beat = (job_dir / "output" / "beat").read_text()
+    time.sleep(0.3)
+    assert (job_dir / "output" / "beat").read_text() == beat, "the child still runs"
+
+
+def test_max_runtime_stops_the_job(executor: Executor, run: Callable[..., Handle]) -> None:
+    started = time.monotonic()
+    handle = run("echo started; sleep 30", max_runtime_s=1)
+
+    ended = finish(executor, handle)
+
+    assert 1 <= time.monotonic() - started < 6
+    assert ended.timed_out
+    assert not ended.stopped
+    assert not ended.succeeded
+    assert "started" in all_logs(executor, handle)
+
+
+def test_stop_of_an_ended_job_is_harmless(executor: Executor, run: Callable[..., Handle]) -> None:
+    handle = run("exit 0")
+    ended = finish(executor, handle)
+
+    executor.stop(handle, grace_s=1)
+    executor.stop(handle, grace_s=1)
+
+    assert executor.wait(handle) == ended == Exit(0, None, timed_out=False, stopped=False)
+
+
+def test_stop_twice_is_harmless(executor: Executor, run: Callable[..., Handle]) -> None:
+    handle = run("echo ready; sleep 30")
+    read_until(executor, handle, "ready")
+
+    executor.stop(handle, grace_s=5)
+    executor.stop(handle, grace_s=5)
+
+    assert finish(executor, handle, timeout=0).stopped
+
+
+# --- finding a job again ------------------------------------------------------------------------
+
+
+def test_a_handle_restored_from_its_state_can_wait_and_stop_the_job(
+    make_executor: Callable[[], Executor], run: Callable[..., Handle]
+) -> None:
+    handle = run("echo ready; sleep 30")
+    state = json.loads(json.dumps(handle.to_state()))  # as an agent would store it
+    fresh = make_executor()
+    restored = Handle.from_state(state)
+
+    assert "ready" in read_until(fresh, restored, "ready")
+    assert fresh.wait(restored, timeout=0.2) is None
+    fresh.stop(restored, grace_s=5)
+
+    assert finish(fresh, restored, timeout=0).stopped
+
+
+def test_a_restored_handle_reads_the_exit_code(
+    make_executor: Callable[[], Executor], run: Callable[..., Handle]
+) -> None:
+    handle = run("sleep 0.5; exit 5")
+    restored = Handle.from_state(json.loads(json.dumps(handle.to_state())))
+
+    assert finish(make_executor(), restored).code == 5
+
+
+# --- bounded memory ---------------------------------------------------------------------------
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_gigabyte_of_output_streams_in_bounded_memory(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    resident_before = resident_bytes()
+    resident_most = resident_before
+    handle = run("yes | head -c 1G")
+
+    total = 0
+    for index, chunk in enumerate(executor.logs(handle)):
+        total += len(chunk)
+        if index % 64 == 0:
+            resident_most = max(resident_most, resident_bytes())
+
+    assert total == 1024 * MiB
+    assert finish(executor, handle).code == 0
+    assert resident_most - resident_before < 100 * MiB
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak_before < 100 * MiB
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+
+def test_an_empty_command_is_refused_before_launching(executor: Executor, job_dir: Path) -> None:
+    with pytest.raises(ValueError, match="command is empty"):
+        executor.launch(spec_for(job_dir, "  \n "))
+
+    assert os.listdir(job_dir / "job") == ["code"]
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("/data", "under /ferry"),
+        ("/ferry/input/../../etc", "under /ferry"),
+        ("/ferry//input/x", "normalised"),
+        ("/ferry/input/bad name", "letters, digits"),
+        ("/ferry/code", "reserved"),
+        ("/ferry/input", "reserved"),
+    ],
+)
+def test_a_mount_target_outside_the_layout_is_refused(
+    job_dir: Path, target: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        spec_for(job_dir, "true", mounts=[Mount(job_dir / "cache", target, read_only=True)])
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        ("/ferry/input/a", "/ferry/input/a"),
+        ("/ferry/input/a", "/ferry/input/a/b"),
+        ("/ferry/input/mnist-1", "/ferry/input/mnist_1"),  # one variable for both
+    ],
+)
+def test_clashing_mounts_are_refused(job_dir: Path, targets: tuple[str, str]) -> None:
+    mounts = [Mount(job_dir / "cache", target, read_only=True) for target in targets]
+
+    with pytest.raises(ValueError, match=r"overlap|share"):
+        spec_for(job_dir, "true", mounts=mounts)
+
+
+def test_each_mount_is_named_by_a_variable_and_a_floyd_path(job_dir: Path) -> None:
+    mount = Mount.input("mnist-v1.2", job_dir / "cache")
+
+    assert mount.env_name == "FERRY_INPUT_MNIST_V1_2"
+    assert mount.floyd_target == "/floyd/input/mnist-v1.2"
+    assert Mount.output(job_dir / "output").env_name == "FERRY_OUTPUT"
+
+
+def test_a_handle_survives_json_and_junk_is_refused() -> None:
+    handle = Handle("local", "job-1", {"state_dir": "/x", "pgid": 12})
+
+    assert Handle.from_state(json.loads(json.dumps(handle.to_state()))) == handle
+    with pytest.raises(ValueError, match="handle"):
+        Handle.from_state({"backend": "local", "job_id": "job-1", "data": {"pgid": [1]}})

@@ -1,0 +1,260 @@
+"""Submitting, reading and stopping jobs through the API; every bad request changes nothing."""
+
+import secrets
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.roles import Role
+from blobs.models import Tree
+from jobs.models import Job, JobEvent, JobStatus
+from jobs.status import job_transition
+from projects.models import Project
+from tests.blobs.test_upload_api import upload
+from tests.conftest import client_for
+from tests.factories import ProjectFactory, ProjectMemberFactory, UserFactory
+from tests.support.api_errors import assert_error
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("configured_storage")]
+
+JOBS = "/api/v1/projects/alice/mnist/jobs"
+
+
+@pytest.fixture
+def alice() -> User:
+    return UserFactory.create(username="alice")
+
+
+@pytest.fixture
+def project(alice: User) -> Project:
+    return ProjectFactory.create(name="mnist", owner_user=alice)
+
+
+@pytest.fixture
+def api(alice: User, project: Project) -> APIClient:
+    return client_for(alice)
+
+
+def submit(api: APIClient, body: dict[str, Any], **headers: str) -> Any:
+    return api.post(JOBS, body, format="json", headers=headers)
+
+
+def dataset_with_version(api: APIClient, name: str = "mnist") -> str:
+    assert api.post("/api/v1/datasets", {"name": name}, format="json").status_code == 201
+    tree = upload(api, {"train.csv": secrets.token_bytes(100)})
+    response = api.post(f"/api/v1/datasets/alice/{name}/versions", {"tree": tree["digest"]}, "json")
+    assert response.status_code == 201, response.json()
+    return str(tree["digest"])
+
+
+def test_a_submitted_job_is_queued_with_the_defaults(api: APIClient) -> None:
+    response = submit(api, {"command": "python train.py", "message": "first"})
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["number"], body["name"], body["status"]) == (1, "alice/mnist/1", "queued")
+    assert (body["environment"], body["machine"], body["code"]) == ("python-3.11", "cpu", None)
+    assert submit(api, {"command": "true"}).json()["number"] == 2
+    events = api.get(f"{JOBS}/1/events").json()["results"]
+    assert [(e["from_status"], e["to_status"]) for e in events] == [("", "queued")]
+
+
+def test_code_and_inputs_are_fixed_at_submit(api: APIClient) -> None:
+    dataset_tree = dataset_with_version(api)
+    code = upload(api, {"train.py": b"print('hi')\n"})
+
+    response = submit(
+        api,
+        {
+            "command": "python train.py",
+            "code": code["digest"],
+            "inputs": [
+                {"source": "alice/datasets/mnist"},
+                {"source": "alice/datasets/mnist/1", "mount": "v1"},
+            ],
+            "params": {"lr": 0.1, "epochs": 3},
+            "machine": "gpu",
+            "environment": "pytorch-2.5",
+        },
+    )
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["code"] == code["digest"]
+    assert body["inputs"] == [
+        {
+            "name": "mnist",
+            "kind": "dataset",
+            "source": "alice/datasets/mnist/1",
+            "tree": dataset_tree,
+        },
+        {"name": "v1", "kind": "dataset", "source": "alice/datasets/mnist/1", "tree": dataset_tree},
+    ]
+    assert body["params"] == {"lr": 0.1, "epochs": 3}
+
+
+def test_a_job_output_mounts_once_it_exists(api: APIClient) -> None:
+    submit(api, {"command": "true"})
+    early = submit(api, {"command": "ls", "inputs": [{"source": "alice/projects/mnist/1/output"}]})
+    assert_error(early, 400, "invalid_input")
+    assert "has no output yet" in early.json()["error"]["message"]
+
+    output = upload(api, {"model.pt": b"weights"})
+    job = Job.objects.get(number=1)
+    for status in (JobStatus.SCHEDULED, JobStatus.STARTING, JobStatus.RUNNING):
+        assert job_transition(job.id, status)
+    assert job_transition(
+        job.id,
+        JobStatus.SUCCEEDED,
+        exit_code=0,
+        output_tree=Tree.objects.get(digest=output["digest"]),
+    )
+    later = submit(
+        api, {"command": "ls", "inputs": [{"source": "alice/projects/mnist/1", "mount": "prev"}]}
+    )
+
+    assert later.status_code == 202, later.json()
+    assert later.json()["inputs"][0]["source"] == "alice/mnist/1/output"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"command": "  "}, "empty_command", "Give a command"),
+        (
+            {"command": "x", "environment": "nope"},
+            "unknown_environment",
+            "python-3.11, pytorch-2.5",
+        ),
+        ({"command": "x", "machine": "tpu"}, "unknown_machine", "cpu, cpu2, gpu, gpu2"),
+        (
+            {"command": "x", "inputs": [{"source": "alice/datasets/ghost"}]},
+            "invalid_input",
+            "No dataset",
+        ),
+        (
+            {"command": "x", "inputs": [{"source": "alice/datasets/mnist/7"}]},
+            "invalid_input",
+            "no version 7",
+        ),
+        ({"command": "x", "inputs": [{"source": "mnist"}]}, "invalid_input", "OWNER/datasets/NAME"),
+        (
+            {"command": "x", "inputs": [{"source": "alice/projects/mnist/9"}]},
+            "invalid_input",
+            "no job 9",
+        ),
+        (
+            {
+                "command": "x",
+                "inputs": [
+                    {"source": "alice/datasets/mnist"},
+                    {"source": "alice/datasets/mnist/1", "mount": "mnist"},
+                ],
+            },
+            "duplicate_mount",
+            "'mnist'",
+        ),
+        (
+            {"command": "x", "inputs": [{"source": "alice/datasets/mnist", "mount": "../etc"}]},
+            "invalid_input",
+            "mount name",
+        ),
+        ({"command": "x", "code": "a" * 64}, "unknown_tree", "upload the files"),
+        ({"command": "x", "params": {"lr": [1, 2]}}, "invalid", "parameters"),
+        ({"command": "x", "max_runtime_s": 0}, "invalid", ""),
+        ({"command": "x", "surprise": 1}, "invalid", ""),
+    ],
+)
+def test_bad_submits_are_refused_and_make_nothing(
+    api: APIClient, body: dict[str, Any], code: str, words: str
+) -> None:
+    dataset_with_version(api)
+
+    response = submit(api, body)
+
+    error = assert_error(response, 400, code)
+    assert words in error["message"] + str(error["fields"]), error
+    assert not Job.objects.exists()
+
+
+def test_too_many_inputs_are_refused(api: APIClient, settings: Settings) -> None:
+    dataset_with_version(api)
+    settings.FERRY_MAX_JOB_INPUTS = 2
+    inputs = [{"source": "alice/datasets/mnist", "mount": f"m{i}"} for i in range(3)]
+
+    error = assert_error(submit(api, {"command": "x", "inputs": inputs}), 400, "too_many_inputs")
+
+    assert "at most 2" in error["message"]
+    assert not Job.objects.exists()
+
+
+def test_code_over_the_limit_says_what_to_do(api: APIClient, settings: Settings) -> None:
+    code = upload(api, {"train.py": b"x" * 1000})
+    settings.FERRY_MAX_CODE_BYTES = 999
+
+    error = assert_error(
+        submit(api, {"command": "x", "code": code["digest"]}), 400, "code_too_large"
+    )
+
+    assert ".ferryignore" in error["message"]
+    assert not Job.objects.exists()
+
+
+def test_a_retried_submit_with_the_same_key_makes_one_job(api: APIClient) -> None:
+    first = submit(api, {"command": "true"}, **{"Idempotency-Key": "abc"})
+    again = submit(api, {"command": "true"}, **{"Idempotency-Key": "abc"})
+
+    assert first.status_code == again.status_code == 202
+    assert first.json()["number"] == again.json()["number"] == 1
+    assert Job.objects.count() == 1
+
+
+def test_who_may_submit_and_see(alice: User, project: Project) -> None:
+    viewer, outsider = UserFactory.create(), UserFactory.create()
+    ProjectMemberFactory.create(project=project, user=viewer, role=Role.VIEWER)
+    submit(client_for(alice), {"command": "true"})
+
+    assert_error(submit(client_for(viewer), {"command": "true"}), 403, "permission_denied")
+    assert client_for(viewer).get(f"{JOBS}/1").status_code == 200
+    assert_error(submit(client_for(outsider), {"command": "true"}), 404, "not_found")
+    assert_error(client_for(outsider).get(f"{JOBS}/1"), 404, "not_found")
+    assert_error(
+        client_for(None).post(JOBS, {"command": "true"}, format="json"), 401, "not_authenticated"
+    )
+    assert Job.objects.count() == 1
+
+
+def test_a_queued_job_stops_at_once_and_a_finished_one_cannot_stop(api: APIClient) -> None:
+    submit(api, {"command": "sleep 100"})
+
+    stopped = api.post(f"{JOBS}/1/stop")
+    again = api.post(f"{JOBS}/1/stop")
+
+    assert stopped.status_code == 202
+    assert stopped.json()["status"] == "stopped"
+    error = assert_error(again, 409, "job_finished")
+    assert "already finished (stopped)" in error["message"]
+    assert JobEvent.objects.filter(job__number=1).count() == 2
+
+
+def test_a_running_job_is_asked_to_stop(api: APIClient) -> None:
+    submit(api, {"command": "sleep 100"})
+    job = Job.objects.get()
+    for status in (JobStatus.SCHEDULED, JobStatus.STARTING, JobStatus.RUNNING):
+        assert job_transition(job.id, status)
+
+    response = api.post(f"{JOBS}/1/stop")
+
+    assert response.json()["status"] == "stopping"
+    assert api.post(f"{JOBS}/1/stop").json()["status"] == "stopping"  # twice is harmless
+
+
+def test_environments_and_machine_types_are_listed(api: APIClient) -> None:
+    machines = api.get("/api/v1/machine-types").json()["results"]
+    environments = api.get("/api/v1/environments").json()["results"]
+
+    assert [m["name"] for m in machines] == ["cpu", "cpu2", "gpu", "gpu2"]
+    assert {e["name"] for e in environments} >= {"python-3.11", "pytorch-2.5"}
