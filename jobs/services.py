@@ -1,11 +1,11 @@
 """Every change to jobs goes through these functions; status changes through ``jobs.status``."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
 from accounts.models import User
 from blobs.models import Tree
@@ -115,27 +115,26 @@ def _command(command: str) -> str:
 
 
 def _environment(name: str) -> Environment:
-    rows = Environment.objects.order_by("name")
-    found = rows.filter(name=name).first() if name else rows.filter(is_default=True).first()
-    if found is None:
-        known = ", ".join(rows.values_list("name", flat=True)) or "none"
-        raise ValidationFailed(
-            f"No environment {name!r} here; choose one of: {known}.",
-            fields={"environment": [f"Unknown environment {name!r}."]},
-            code="unknown_environment",
-        )
-    return found
+    return _named_or_default(Environment.objects.order_by("name"), name, "environment")
 
 
 def _machine_type(name: str) -> MachineType:
-    rows = MachineType.objects.order_by("name")
+    return _named_or_default(MachineType.objects.order_by("name"), name, "machine type")
+
+
+Catalogued = TypeVar("Catalogued", Environment, MachineType)
+
+
+def _named_or_default(rows: QuerySet[Catalogued], name: str, what: str) -> Catalogued:
+    """The row called ``name``, or the default one; else an error listing what there is."""
     found = rows.filter(name=name).first() if name else rows.filter(is_default=True).first()
     if found is None:
         known = ", ".join(rows.values_list("name", flat=True)) or "none"
+        field = what.split()[0]  # "environment", "machine"
         raise ValidationFailed(
-            f"No machine type {name!r} here; choose one of: {known}.",
-            fields={"machine": [f"Unknown machine type {name!r}."]},
-            code="unknown_machine",
+            f"No {what} {name!r} here; choose one of: {known}.",
+            fields={field: [f"Unknown {what} {name!r}."]},
+            code=f"unknown_{field}",
         )
     return found
 

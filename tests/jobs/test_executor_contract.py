@@ -5,7 +5,7 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,20 +75,6 @@ def spec_for(job_dir: Path, command: str, **changes: object) -> JobSpec:
         "max_runtime_s": None,
     }
     return JobSpec(**{**fields, **changes})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def run(executor: Executor, job_dir: Path) -> Iterator[Callable[..., Handle]]:
-    """Launches a job of ``command``; whatever still runs at the end of the test is stopped."""
-    handles: list[Handle] = []
-
-    def launch(command: str, **changes: object) -> Handle:
-        handles.append(executor.launch(spec_for(job_dir, command, **changes)))
-        return handles[-1]
-
-    yield launch
-    for handle in handles:
-        executor.cleanup(handle)
 
 
 def finish(executor: Executor, handle: Handle, timeout: float = 20) -> Exit:

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,19 +62,6 @@ def job_dir(tmp_path: Path) -> Path:
     (tmp_path / "cache" / "mnist").mkdir(parents=True)
     (tmp_path / "output").mkdir()
     return tmp_path
-
-
-@pytest.fixture
-def run(executor: LocalExecutor, job_dir: Path) -> Iterator[Callable[..., Handle]]:
-    handles: list[Handle] = []
-
-    def launch(command: str, **changes: object) -> Handle:
-        handles.append(executor.launch(spec_for(job_dir, command, **changes)))
-        return handles[-1]
-
-    yield launch
-    for handle in handles:
-        executor.cleanup(handle)
 
 
 def env_of(logs: str) -> dict[str, str]:
