@@ -61,11 +61,10 @@ def run_job(job_id: int, executor: Executor | None = None) -> str:
     paths = agent_paths()
     job = Job.objects.select_related("environment", "machine_type", "code_tree").get(id=job_id)
     try:
-        spec = prepare(job, paths, link_inputs=executor.sandboxed)
+        handle = executor.launch(prepare(job, paths, link_inputs=executor.sandboxed))
     except Exception as exc:  # whatever broke, the job must end, and say why
-        logger.exception("job %s could not be prepared", job_id)
+        logger.exception("job %s could not be started", job_id)
         return finish(job, Exit(code=None, signal=None), f"could not start: {exc}", paths)
-    handle = executor.launch(spec)
     if not job_transition(job_id, JobStatus.RUNNING, only_from=frozenset({JobStatus.STARTING})):
         executor.stop(handle, grace_s=settings.FERRY_JOB_STOP_GRACE_S)
     ended = supervise(job_id, executor, handle)

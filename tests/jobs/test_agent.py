@@ -13,6 +13,7 @@ from django.db import connection
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
+from blobs.storage import get_storage
 from fleet.inventory import inventory_read
 from fleet.models import Allocation
 from fleet.scheduler import schedule
@@ -120,3 +121,16 @@ def test_a_running_job_stops_when_asked(api: APIClient) -> None:
     job.refresh_from_db()
     assert job.status == "stopped"
     assert b"bye" in log_read(job, 0).data
+
+
+def test_a_job_that_cannot_be_laid_out_fails_and_says_why(api: APIClient) -> None:
+    code = upload(api, {"train.py": b"print(1)\n"})
+    job = submitted(api, "python3 train.py", code=code["digest"])
+    for digest in job.code_tree.entries.values_list("blob_id", flat=True):  # type: ignore[union-attr]
+        get_storage().delete(digest)  # the bytes went missing from the store
+
+    assert run_job(job.id) == "failed"
+
+    job.refresh_from_db()
+    assert job.status_reason.startswith("could not start:")
+    assert Allocation.objects.get(job=job).released_at is not None
