@@ -9,9 +9,10 @@ from django.db import IntegrityError, transaction
 
 from blobs.digests import copy_hashing
 from blobs.locks import blob_locks
-from blobs.models import Blob, BlobClaim, Tree, TreeEntry
+from blobs.models import Blob, Tree, TreeEntry
 from blobs.storage import get_storage
 from blobs.trees import Entry, InvalidManifest, canonical_manifest, check_entries, tree_digest
+from blobs.uploads import record_blobs
 from core.errors import ValidationFailed
 
 ENTRY_BATCH = 2000
@@ -124,12 +125,7 @@ def tree_store_directory(directory: Path, *, owner_id: int) -> Tree:
                 storage.save(entry.digest, stream)
             known.add(entry.digest)
     with blob_locks(sizes):
-        Blob.objects.bulk_create(
-            [Blob(digest=d, size=s) for d, s in sizes.items()], ignore_conflicts=True
-        )
-        BlobClaim.objects.bulk_create(
-            [BlobClaim(blob_id=d, user_id=owner_id) for d in sizes], ignore_conflicts=True
-        )
+        record_blobs(owner_id, sizes, sizes)
     return tree_create(files.values(), author_id=owner_id)
 
 

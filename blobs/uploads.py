@@ -18,6 +18,7 @@ into the store if it lacks them.
 Interrupted anywhere, the client starts again at 1 and sends only what is still missing.
 """
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -198,7 +199,9 @@ def uploads_finish(*, user_id: int, blobs: list[Wanted]) -> FinishResult:
         with ThreadPoolExecutor(max_workers=FINISH_THREADS) as pool:
             outcomes = dict(zip((w.digest for w in todo), pool.map(settle, todo), strict=True))
         BlobUpload.objects.filter(id__in=[u.id for u in uploads.values()]).delete()
-        _record(user_id, [w for w in todo if isinstance(outcomes[w.digest], Settled)], outcomes)
+        settled = [w for w in todo if isinstance(outcomes[w.digest], Settled)]
+        stored = {w.digest: w.size for w in settled if outcomes[w.digest] is Settled.STORED}
+        record_blobs(user_id, stored, (w.digest for w in settled))
     failed = {
         digest: str(outcome) for digest, outcome in outcomes.items() if isinstance(outcome, str)
     }
@@ -260,16 +263,13 @@ def _settle_multipart(upload: BlobUpload, is_stored: bool, tag: str) -> Settled:
     return Settled.STORED
 
 
-def _record(user_id: int, settled: list[Wanted], outcomes: dict[str, Settled | str]) -> None:
+def record_blobs(user_id: int, stored: dict[str, int], claimed: Iterable[str]) -> None:
+    """Record blobs new in the store (digest: size) and the user's claims; call it holding the
+    blobs' locks (see blobs.locks)."""
     # ignore_conflicts: another user may have recorded the same blob at the same moment.
     Blob.objects.bulk_create(
-        [
-            Blob(digest=w.digest, size=w.size)
-            for w in settled
-            if outcomes[w.digest] is Settled.STORED
-        ],
-        ignore_conflicts=True,
+        [Blob(digest=digest, size=size) for digest, size in stored.items()], ignore_conflicts=True
     )
     BlobClaim.objects.bulk_create(
-        [BlobClaim(blob_id=w.digest, user_id=user_id) for w in settled], ignore_conflicts=True
+        [BlobClaim(blob_id=digest, user_id=user_id) for digest in claimed], ignore_conflicts=True
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from core.realtime import group_send_on_commit
-from jobs.models import Job, JobLogChunk
+from jobs.models import FINISHED, Job, JobLogChunk
 from jobs.status import job_group
 
 READ_LIMIT = 4 * 1024 * 1024
@@ -53,7 +53,7 @@ def log_read(job: Job, offset: int, limit: int = READ_LIMIT) -> LogSlice:
         pieces.append(piece)
         size += len(piece)
         position += len(piece)
-    finished = status in {"succeeded", "failed", "stopped", "lost"} and not pieces
+    finished = status in FINISHED and not pieces
     return LogSlice(b"".join(pieces), position, finished, status)
 
 

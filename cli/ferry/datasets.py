@@ -95,6 +95,12 @@ class Datasets:
             )
         return int(latest)
 
+    def latest_version(self, ref: DatasetRef) -> dict[str, Any] | None:
+        """The newest version's row, or None for a dataset with no versions; one request."""
+        page = self.client.get(f"{self._base(ref)}/versions", {"page_size": 1})
+        results: list[dict[str, Any]] = page["results"]
+        return results[0] if results else None
+
     def version(self, ref: DatasetRef, number: int) -> dict[str, Any]:
         version: dict[str, Any] = self.client.get(f"{self._base(ref)}/versions/{number}")
         return version

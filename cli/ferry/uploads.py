@@ -150,14 +150,6 @@ def send_missing(
     return total
 
 
-def latest_version(datasets: Datasets, ref: DatasetRef) -> dict[str, Any] | None:
-    page = datasets.client.get(
-        f"/datasets/{datasets.owner_of(ref)}/{ref.name}/versions", {"page_size": 1}
-    )
-    results: list[dict[str, Any]] = page["results"]
-    return results[0] if results else None
-
-
 def commit_known_tree(
     datasets: Datasets, ref: DatasetRef, digest: str, message: str
 ) -> dict[str, Any] | None:
@@ -200,7 +192,7 @@ def upload_directory(
             unchanged=unchanged,
         )
 
-    latest = latest_version(datasets, ref)
+    latest = datasets.latest_version(ref)
     if latest is not None and latest["tree"] == digest:
         return result(latest, 0, unchanged=True)
     known = commit_known_tree(datasets, ref, digest, message)
