@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "datasets",
     "jobs",
     "fleet",
+    "tracking",
 ]
 
 MIDDLEWARE = [

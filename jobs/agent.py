@@ -162,9 +162,9 @@ def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:
 
 
 def outcome(job_id: int, ended: Exit, problem: str) -> tuple[JobStatus, str]:
-    current = Job.objects.filter(id=job_id).values_list("status", flat=True).get()
+    current, why = Job.objects.filter(id=job_id).values_list("status", "status_reason").get()
     if current == JobStatus.STOPPING or ended.stopped:
-        return JobStatus.STOPPED, "stopped"
+        return JobStatus.STOPPED, why or "stopped"  # who asked, as the stop request said
     if problem:
         return JobStatus.FAILED, problem
     if ended.timed_out:

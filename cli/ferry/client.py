@@ -46,27 +46,55 @@ class FerryClient:
     # --- JSON API -------------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """``path`` is under /api/v1 (or a full URL, as pagination's ``next`` is)."""
-        url = path if "://" in path else f"{API}{path}"
-        try:
-            response = self._http.request(method, url, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise FerryError(f"Could not reach {self.host}: {exc}") from exc
-        raise_for_error(response)
+        response = self._send(method, path, json=json, params=params, headers=headers)
         if response.status_code == 204 or not response.content:
             return None
         try:
             return response.json()
         except ValueError as exc:
-            raise FerryError(f"{self.host} sent something not JSON for {method} {url}") from exc
+            raise FerryError(f"{self.host} sent something not JSON for {method} {path}") from exc
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        url = path if "://" in path else f"{API}{path}"
+        wait = httpx.Timeout(timeout, connect=10.0) if timeout is not None else TIMEOUT
+        try:
+            response = self._http.request(
+                method, url, json=json, params=params, headers=headers, timeout=wait
+            )
+        except httpx.HTTPError as exc:
+            raise FerryError(f"Could not reach {self.host}: {exc}") from exc
+        raise_for_error(response)
+        return response
+
+    def get_bytes(
+        self, path: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> httpx.Response:
+        """A GET whose answer is bytes, not JSON (a job's log): the response, checked."""
+        return self._send("GET", path, params=params, timeout=timeout)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any) -> Any:
-        return self.request("POST", path, json=json)
+    def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Any:
+        return self.request("POST", path, json=json, headers=headers)
 
     def delete(self, path: str) -> None:
         self.request("DELETE", path)

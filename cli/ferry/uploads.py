@@ -15,7 +15,7 @@ from typing import Any
 
 from ferry.blobs import FINISH_BATCH, Blobs
 from ferry.datasets import DatasetRef, Datasets
-from ferry.errors import Refused, TransferError
+from ferry.errors import LocalError, Refused, TransferError
 from ferry.local import LocalFile, Scan, scan
 from ferry.trees import tree_digest
 
@@ -56,6 +56,10 @@ def plan_parts(root: Path, files: list[LocalFile], plans: list[dict[str, Any]]) 
         for plan in ordered
         for p in plan["parts"]
     ]
+
+
+def tree_entries(files: list[LocalFile]) -> list[dict[str, Any]]:
+    return [{"path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode} for f in files]
 
 
 def read_part(part: Part) -> bytes:
@@ -200,8 +204,35 @@ def upload_directory(
         return result(known, 0)
     blobs = Blobs(datasets.client)
     sent = send_missing(blobs, root, local.files, progress)
-    entries = [
-        {"path": f.path, "digest": f.digest, "size": f.size, "mode": f.mode} for f in local.files
-    ]
-    tree = blobs.create_tree(entries)
+    tree = blobs.create_tree(tree_entries(local.files))
     return result(datasets.commit_version(ref, tree["digest"], message), sent)
+
+
+@dataclass(frozen=True)
+class CodeSnapshot:
+    tree: str
+    file_count: int
+    total_size: int
+    bytes_sent: int
+
+
+def upload_code(
+    blobs: Blobs,
+    root: Path,
+    max_bytes: int,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+) -> CodeSnapshot:
+    """Snapshot ``root`` as a tree (honouring .ferryignore, else .gitignore), sending only what
+    the server lacks; refuse, naming the largest files, if it is over ``max_bytes``."""
+    local = scan(root)
+    if local.total_size > max_bytes:
+        largest = sorted(local.files, key=lambda f: f.size, reverse=True)[:5]
+        names = ", ".join(f"{f.path} ({f.size} bytes)" for f in largest)
+        raise LocalError(
+            f"The code in {root} is {local.total_size} bytes, over the {max_bytes} allowed. "
+            f"The largest files: {names}. Put data in a dataset (`ferry data upload`) and list "
+            "it in .ferryignore."
+        )
+    sent = send_missing(blobs, root, local.files, progress)
+    tree = blobs.create_tree(tree_entries(local.files))
+    return CodeSnapshot(str(tree["digest"]), len(local.files), local.total_size, sent)

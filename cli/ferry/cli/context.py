@@ -29,6 +29,7 @@ class Context:
         if self.config_dir is None:
             self.config_dir = default_config_dir(self.env)
         self._client: FerryClient | None = None
+        self._username: str | None = None
         self._bars: list[Progress] = []
 
     @property
@@ -49,6 +50,12 @@ class Context:
 
     def datasets(self) -> Datasets:
         return Datasets(self.client())
+
+    def username(self) -> str:
+        """Who the token belongs to: the owner of names given without one."""
+        if self._username is None:
+            self._username = str(self.client().get("/user")["username"])
+        return self._username
 
     def close(self) -> None:
         if self._client is not None:

@@ -6,6 +6,7 @@ import click
 
 from ferry.cli.context import Context
 from ferry.cli.data import data
+from ferry.cli.jobs import COMMANDS as JOB_COMMANDS
 from ferry.client import FerryClient
 from ferry.config import Config, load, normalise_host, save
 from ferry.errors import FerryError, NotLoggedIn
@@ -43,13 +44,19 @@ def login(ctx: Context, host: str | None, token: str | None) -> None:
 
 
 cli.add_command(data)
+for command in JOB_COMMANDS:
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None, context: Context | None = None) -> int:
     ctx = context or Context()
     try:
         args = list(argv) if argv is not None else None
-        cli.main(args=args, prog_name="ferry", obj=ctx, standalone_mode=False)
+        # Without standalone mode, click returns a command's exit code (click.exceptions.Exit)
+        # instead of raising it.
+        code = cli.main(args=args, prog_name="ferry", obj=ctx, standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except FerryError as exc:
         ctx.err(f"ferry: {exc.message}")
         return exc.exit_code
