@@ -1,15 +1,12 @@
 from dataclasses import dataclass
-from typing import TypedDict
 
-from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Membership
 from accounts.ownership import Visibility
 from accounts.policy import AnyUser
+from blobs.manifest import tree_file
 from blobs.models import TreeEntry
-from blobs.storage import BlobStorage, get_storage
-from blobs.trees import InvalidManifest, check_path
 from core.errors import NotFound
 from datasets.models import Dataset, DatasetVersion
 from datasets.policy import DatasetAction, authorize_dataset
@@ -90,69 +87,4 @@ def version_listing(version: DatasetVersion, directory: str) -> list[Listing]:
 
 
 def version_file(version: DatasetVersion, path: str) -> TreeEntry:
-    try:
-        check_path(path)  # a path no tree can hold (a NUL, say) must not reach the query
-    except InvalidManifest as exc:
-        raise NotFound(f"{version} has no file {path!r}.") from exc
-    entry = TreeEntry.objects.filter(tree=version.tree, path=path).first()
-    if entry is None:
-        raise NotFound(f"{version} has no file {path!r}.")
-    return entry
-
-
-class ManifestRow(TypedDict):
-    """One file of a version's manifest, with where to download it."""
-
-    path: str
-    name: str
-    kind: str  # always "file": the manifest lists no directories
-    size: int
-    digest: str
-    mode: int
-    url: str | None  # a signed storage URL, or None where Ferry's file endpoint serves it
-
-
-class VersionManifest:
-    """Every file of a version at or under ``path``, ordered by path, for a Paginator to slice.
-
-    Only the slice that a page asks for leaves the database (LIMIT/OFFSET) and gets signed
-    URLs, so a page costs the same whether the version holds ten files or a million.
-    """
-
-    def __init__(self, version: DatasetVersion, path: str) -> None:
-        self.version = version
-        self.path = path.strip("/")
-        self.entries = (
-            TreeEntry.objects.filter(_at_or_under(self.path), tree=version.tree)
-            .order_by("path")
-            .values_list("path", "blob_id", "size", "mode")
-        )
-
-    def count(self) -> int:
-        if not self.path:
-            return self.version.tree.file_count  # the tree keeps it: no COUNT(*) per page
-        return self.entries.count()
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __getitem__(self, page: slice) -> list[ManifestRow]:
-        storage = get_storage()
-        seconds = settings.FERRY_SIGNED_URL_SECONDS
-        return [_manifest_row(storage, seconds, *entry) for entry in self.entries[page]]
-
-
-def _manifest_row(
-    storage: BlobStorage, seconds: int, path: str, digest: str, size: int, mode: int
-) -> ManifestRow:
-    name = path.rsplit("/", 1)[-1]
-    url = storage.download_url(digest, name, seconds)
-    return ManifestRow(
-        path=path, name=name, kind="file", size=size, digest=digest, mode=mode, url=url
-    )
-
-
-def _at_or_under(path: str) -> Q:
-    # A file path matches itself; a directory matches what is inside it (no file is also a
-    # directory in a tree). An unknown path matches nothing: an empty manifest, not a 404.
-    return Q(path=path) | Q(path__startswith=f"{path}/") if path else Q()
+    return tree_file(version.tree, path, str(version))

@@ -5,7 +5,6 @@ from rest_framework import serializers
 from accounts.ownership import Visibility
 from accounts.serializers import namespace_field
 from blobs.serializers import digest_field
-from core.api.pagination import LargePagePagination
 from core.api.serializers import InputSerializer
 from datasets.models import Dataset, DatasetVersion
 from projects.serializers import MAX_DESCRIPTION, project_name_field
@@ -31,18 +30,6 @@ class VersionCreateInput(InputSerializer):
 
 class FilesQuery(serializers.Serializer[Any]):
     path = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
-
-
-class ManifestQuery(serializers.Serializer[Any]):
-    # Checked here, not left to the paginator: it would quietly answer a page_size of 5000 or
-    # "lots" with its default, and a client would take a short page for the whole listing.
-    path = serializers.CharField(
-        max_length=4096, required=False, allow_blank=True, default="", trim_whitespace=False
-    )
-    page = serializers.IntegerField(min_value=1, required=False)
-    page_size = serializers.IntegerField(
-        min_value=1, max_value=LargePagePagination.max_page_size, required=False
-    )
 
 
 class DatasetOutput(serializers.ModelSerializer[Dataset]):
@@ -85,17 +72,3 @@ class ListingOutput(serializers.Serializer[Any]):
     size = serializers.IntegerField()
     digest = serializers.CharField(allow_null=True)
     mode = serializers.IntegerField(allow_null=True)
-
-
-class ManifestRowOutput(serializers.Serializer[Any]):
-    path = serializers.CharField()
-    name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["file"])
-    size = serializers.IntegerField()
-    digest = serializers.CharField()
-    mode = serializers.IntegerField()
-    url = serializers.CharField(
-        allow_null=True,
-        help_text="A signed storage URL that serves the file until it expires; null where the "
-        "server streams files itself (then GET files/<path>).",
-    )

@@ -1,11 +1,8 @@
 """Dataset endpoints. Views translate HTTP; ``datasets.services`` decides and writes."""
 
-from django.conf import settings
 from django.db.models import Max
 from django.http import (
-    FileResponse,
     HttpResponseBase,
-    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import current_user
-from blobs.storage import get_storage
+from blobs.manifest import ManifestRowOutput, file_response, manifest_response
 from core.api.pagination import LargePagePagination, paginated
 from core.api.serializers import validated
 from datasets import selectors, services
@@ -28,8 +25,6 @@ from datasets.serializers import (
     DatasetOutput,
     FilesQuery,
     ListingOutput,
-    ManifestQuery,
-    ManifestRowOutput,
     VersionCreateInput,
     VersionOutput,
 )
@@ -141,13 +136,9 @@ class VersionManifestView(APIView):
         "1000 rows.",
     )
     def get(self, request: Request, owner: str, name: str, number: str) -> Response:
-        query = validated(ManifestQuery, request.query_params.dict())
         dataset = selectors.dataset_get(request.user, owner, name, DatasetAction.VIEW)
         version = selectors.version_get(dataset, int(number))
-        rows = selectors.VersionManifest(version, query["path"])
-        return paginated(
-            request, self, rows, ManifestRowOutput, paginator_class=self.pagination_class
-        )
+        return manifest_response(request, self, version.tree)
 
 
 class VersionFileDownloadView(APIView):
@@ -159,12 +150,7 @@ class VersionFileDownloadView(APIView):
     ) -> HttpResponseBase:
         dataset = selectors.dataset_get(request.user, owner, name, DatasetAction.VIEW)
         entry = selectors.version_file(selectors.version_get(dataset, int(number)), path)
-        storage = get_storage()
-        filename = path.rsplit("/", 1)[-1]
-        url = storage.download_url(entry.blob_id, filename, settings.FERRY_SIGNED_URL_SECONDS)
-        if url is not None:
-            return HttpResponseRedirect(url)
-        return FileResponse(storage.open(entry.blob_id), as_attachment=True, filename=filename)
+        return file_response(entry)
 
 
 class VersionArchiveView(APIView):

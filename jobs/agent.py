@@ -26,6 +26,8 @@ from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount
 from jobs.logs import log_append
 from jobs.models import FINISHED, Job, JobStatus
 from jobs.status import job_transition
+from tracking.parsing import MetricLineParser, MetricPoint
+from tracking.services import metrics_record
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +132,25 @@ def beat(job_id: int) -> str:
 
 
 def pump_logs(job_id: int, executor: Executor, handle: Handle) -> None:
-    """Copy the job's output into its log, a chunk at least every second."""
+    """Copy the job's output into its log, a chunk at least every second, recording the
+    metric lines it prints (``{"metric": "accuracy", "value": 0.98, "step": 3}``) as it goes."""
     offset, buffer, flushed_at = 0, bytearray(), time.monotonic()
+    metrics = MetricLineParser()
     try:
         for chunk in executor.logs(handle):
             buffer += chunk
             if len(buffer) >= LOG_FLUSH_BYTES or time.monotonic() - flushed_at >= BEAT_S:
-                log_append(job_id, offset, bytes(buffer))
+                _flush(job_id, offset, bytes(buffer), metrics.feed(bytes(buffer)))
                 offset, buffer, flushed_at = offset + len(buffer), bytearray(), time.monotonic()
-        log_append(job_id, offset, bytes(buffer))
+        _flush(job_id, offset, bytes(buffer), metrics.feed(bytes(buffer)) + metrics.close())
     finally:
         close_old_connections()
+
+
+def _flush(job_id: int, offset: int, data: bytes, points: list[MetricPoint]) -> None:
+    log_append(job_id, offset, data)
+    if points:
+        metrics_record(job_id, points)
 
 
 def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:

@@ -66,6 +66,7 @@ class JobOutput(serializers.ModelSerializer[Job]):
     machine = serializers.CharField(source="machine_type.name")
     code = serializers.CharField(source="code_tree.digest", default=None)
     output = serializers.CharField(source="output_tree.digest", default=None)
+    output_size = serializers.IntegerField(source="output_tree.total_size", default=None)
     inputs = JobInputOutput(many=True)
     created_by = serializers.CharField(source="created_by.username", default=None)
     host = serializers.SerializerMethodField()
@@ -75,7 +76,7 @@ class JobOutput(serializers.ModelSerializer[Job]):
         fields = [
             "id", "number", "name", "project", "mode", "command", "message", "environment",
             "machine", "code", "inputs", "params", "max_runtime_s", "status", "status_reason",
-            "exit_code", "output", "host", "created_by", "created_at", "started_at",
+            "exit_code", "output", "output_size", "host", "created_by", "created_at", "started_at",
             "finished_at",
         ]  # fmt: skip
         read_only_fields = fields

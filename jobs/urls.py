@@ -11,6 +11,14 @@ urlpatterns = [
     re_path(api(JOB), views.JobDetailView.as_view(), name="job"),
     re_path(api(rf"{JOB}/stop"), views.JobStopView.as_view(), name="job-stop"),
     re_path(api(rf"{JOB}/logs"), views.JobLogsView.as_view(), name="job-logs"),
+    re_path(
+        api(rf"{JOB}/output/manifest"), views.JobOutputManifestView.as_view(), name="job-output"
+    ),
+    re_path(
+        rf"^{JOB}/output/files/(?P<path>(?s:.+))\Z",
+        views.JobOutputFileView.as_view(),
+        name="job-output-file",
+    ),
     re_path(api(rf"{JOB}/events"), views.JobEventListView.as_view(), name="job-events"),
     re_path(api("environments"), views.EnvironmentListView.as_view(), name="environment-list"),
     re_path(api("machine-types"), views.MachineTypeListView.as_view(), name="machine-type-list"),

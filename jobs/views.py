@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
@@ -11,12 +11,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import current_user
-from core.api.pagination import paginated
+from blobs.manifest import ManifestRowOutput, file_response, manifest_response, tree_file
+from blobs.models import Tree
+from core.api.pagination import LargePagePagination, paginated
 from core.api.serializers import validated
+from core.errors import NotFound
 from jobs import selectors, services
 from jobs.inputs import InputRequest
 from jobs.logs import log_follow
-from jobs.models import Environment, MachineType
+from jobs.models import Environment, Job, MachineType
 from jobs.serializers import (
     EnvironmentOutput,
     JobCreateInput,
@@ -141,3 +144,32 @@ class JobLogsView(APIView):
         response["X-Ferry-Log-Finished"] = "true" if found.finished else "false"
         response["X-Ferry-Job-Status"] = found.status
         return response
+
+
+def _output_of(job: Job) -> Tree:
+    if job.output_tree is None:
+        raise NotFound(f"Job {job} has no output yet ({job.status}).")
+    return job.output_tree
+
+
+class JobOutputManifestView(APIView):
+    """Every file of the job's output, with download URLs: what `ferry output` reads."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    pagination_class = LargePagePagination
+
+    @extend_schema(responses=ManifestRowOutput(many=True))
+    def get(self, request: Request, owner: str, name: str, number: str) -> Response:
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        return manifest_response(request, self, _output_of(job))
+
+
+class JobOutputFileView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes, 302: None})
+    def get(
+        self, request: Request, owner: str, name: str, number: str, path: str
+    ) -> HttpResponseBase:
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        return file_response(tree_file(_output_of(job), path, f"the output of {job}"))

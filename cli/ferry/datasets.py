@@ -4,10 +4,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.client import FerryClient, quoted
+from ferry.client import FerryClient
 from ferry.errors import FerryError, NotFound
-
-MANIFEST_PAGE_SIZE = 1000  # the server's maximum for a manifest page
+from ferry.trees_remote import TreeFiles
 
 
 @dataclass(frozen=True)
@@ -120,33 +119,11 @@ class Datasets:
         url = f"{self._base(ref)}/versions/{number}/files"
         return list(self.client.paginate(url, {"path": path.strip("/")}))
 
-    def manifest_page(
-        self, ref: DatasetRef, number: int, path: str = "", page_size: int = MANIFEST_PAGE_SIZE
-    ) -> dict[str, Any]:
-        """The first page of a version's files at or under ``path`` (a file or a directory).
-
-        Rows {path, name, kind, size, digest, mode, url}, by path; ``url`` is a signed storage
-        URL, or None where the file comes from ``file_url``. 404 only for a missing version.
-        """
-        url = f"{self._base(ref)}/versions/{number}/manifest"
-        page: dict[str, Any] = self.client.get(url, {"path": path, "page_size": page_size})
-        return page
-
-    def manifest_pages(
-        self, ref: DatasetRef, number: int, path: str = ""
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Every page of the manifest, fetched as the caller asks for the next."""
-        page = self.manifest_page(ref, number, path.strip("/"))
-        while True:
-            yield page["results"]
-            if not page.get("next"):
-                return
-            page = self.client.get(page["next"])
+    def files(self, ref: DatasetRef, number: int) -> TreeFiles:
+        """Version ``number``'s files, to list and download."""
+        return TreeFiles(self.client, f"{self._base(ref)}/versions/{number}")
 
     def walk(self, ref: DatasetRef, number: int, path: str = "") -> Iterator[dict[str, Any]]:
         """Every file of a version under ``path``, ordered by path."""
-        for page in self.manifest_pages(ref, number, path):
+        for page in self.files(ref, number).manifest_pages(path):
             yield from page
-
-    def file_url(self, ref: DatasetRef, number: int, path: str) -> str:
-        return f"{self._base(ref)}/versions/{number}/files/{quoted(path.strip('/'))}"

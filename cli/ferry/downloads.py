@@ -23,8 +23,9 @@ from typing import IO, Any
 
 import httpx
 
-from ferry.datasets import MANIFEST_PAGE_SIZE, DatasetRef, Datasets
-from ferry.errors import LocalError, TransferError
+from ferry.datasets import DatasetRef, Datasets
+from ferry.errors import LocalError, NotFound, TransferError
+from ferry.trees_remote import MANIFEST_PAGE_SIZE, TreeFiles
 
 MiB = 1024 * 1024
 TRANSFER_THREADS = 16
@@ -73,17 +74,27 @@ class _Cancelled(Exception):
 
 
 def fetch_to(
-    datasets: Datasets,
-    ref: DatasetRef,
-    number: int,
+    source: TreeFiles,
     row: dict[str, Any],
     target: Path,
     on_bytes: Advance | None = None,
 ) -> None:
     """Download the file of manifest ``row`` into ``target``, checked against its digest."""
-    with _Downloader(datasets, ref, number, on_bytes) as downloader:
+    with _Downloader(source, on_bytes) as downloader:
         downloader.schedule(_File.of(row, target))
         downloader.jobs.wait()
+
+
+def file_row(source: TreeFiles, path: str, what: str) -> dict[str, Any]:
+    """The manifest row of one file: its digest, to check the download against, and its URL.
+
+    One request; a missing version or output is the server's 404, which names it.
+    """
+    path = path.strip("/")
+    for row in source.manifest_page(path, page_size=1)["results"]:
+        if row["path"] == path:
+            return row
+    raise NotFound(f"No file {path} in {what}", status=404, code="not_found")
 
 
 def safe_target(directory: Path, path: str) -> Path:
@@ -106,13 +117,25 @@ def clone(
     ``progress(total_bytes)`` returns the function to call with each chunk's byte count.
     """
     total = int(datasets.version(ref, number)["size"])  # also: a missing version is a 404 here
+    count, size = download_all(datasets.files(ref, number), directory, total, progress)
+    return CloneResult(f"{datasets.owner_of(ref)}/{ref.name}", number, directory, count, size)
+
+
+def download_all(
+    source: TreeFiles,
+    directory: Path,
+    total: int,
+    progress: Callable[[int], Advance] | None = None,
+    path: str = "",
+) -> tuple[int, int]:
+    """Every file of ``source`` at or under ``path`` into ``directory``: (files, bytes)."""
     advance = progress(total) if progress is not None else None
     directory.mkdir(parents=True, exist_ok=True)
     first: dict[str, Path] = {}  # by digest: where the one download of that content goes
     copies: list[tuple[_File, Path]] = []
     count = size = 0
-    with _Downloader(datasets, ref, number, advance) as downloader:
-        for page in datasets.manifest_pages(ref, number):
+    with _Downloader(source, advance) as downloader:
+        for page in source.manifest_pages(path):
             for row in page:
                 file = _File.of(row, safe_target(directory, row["path"]))
                 count, size = count + 1, size + file.size
@@ -123,10 +146,10 @@ def clone(
                     downloader.schedule(file)
             downloader.jobs.wait(below=MAX_QUEUED)
         downloader.jobs.wait()
-        for copy, source in copies:
-            downloader.jobs.submit(_copy, source, copy, advance)
+        for copy, origin in copies:
+            downloader.jobs.submit(_copy, origin, copy, advance)
         downloader.jobs.wait()
-    return CloneResult(f"{datasets.owner_of(ref)}/{ref.name}", number, directory, count, size)
+    return count, size
 
 
 # --- the thread pool ----------------------------------------------------------------------------
@@ -193,12 +216,8 @@ class _Jobs:
 class _Downloader:
     """Schedules each file's download on the pool, whole or in ranges, and cleans up after."""
 
-    def __init__(
-        self, datasets: Datasets, ref: DatasetRef, number: int, advance: Advance | None
-    ) -> None:
-        self.datasets = datasets
-        self.ref = ref
-        self.number = number
+    def __init__(self, source: TreeFiles, advance: Advance | None) -> None:
+        self.source = source
         self.advance = advance
         self.jobs = _Jobs(TRANSFER_THREADS)
         self._ranged: list[_RangedFile] = []
@@ -289,11 +308,11 @@ class _Downloader:
     ) -> Iterator[httpx.Response]:
         """The file's bytes from its storage URL, or from Ferry where it has none."""
         if file.url is None:
-            with self.datasets.client.download(self._file_url(file)) as response:
+            with self.source.client.download(self.source.file_url(file.path)) as response:
                 yield response
             return
         for attempt in (1, 2):
-            with self.datasets.client.stream_url(file.url, byte_range) as response:
+            with self.source.client.stream_url(file.url, byte_range) as response:
                 if response.status_code == 403 and attempt == 1:
                     # Signed URLs expire (FERRY_SIGNED_URL_SECONDS); ask for a fresh one, once.
                     file.url = self._fresh_url(file)
@@ -306,15 +325,12 @@ class _Downloader:
                 return
 
     def _fresh_url(self, file: _File) -> str:
-        page = self.datasets.manifest_page(self.ref, self.number, file.path, page_size=1)
+        page = self.source.manifest_page(file.path, page_size=1)
         rows = [row for row in page["results"] if row["path"] == file.path]
         if not rows or not rows[0].get("url"):
             raise TransferError(f"The server no longer offers {file.path} for download")
         url: str = rows[0]["url"]
         return url
-
-    def _file_url(self, file: _File) -> str:
-        return self.datasets.file_url(self.ref, self.number, file.path)
 
     def _advance(self, count: int) -> None:
         if self.advance is not None:

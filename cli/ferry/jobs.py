@@ -8,6 +8,7 @@ from typing import Any
 
 from ferry.client import FerryClient
 from ferry.errors import FerryError, NotFound
+from ferry.trees_remote import TreeFiles
 
 FINISHED = frozenset({"succeeded", "failed", "stopped", "lost"})
 # How long one log request may wait on the server for new bytes (its maximum is 30 s).
@@ -97,6 +98,10 @@ class Jobs:
         page = self.client.get(f"{self.project_path(project)}/jobs", {"page_size": limit})
         rows: list[dict[str, Any]] = page["results"]
         return rows
+
+    def output(self, project: ProjectRef, number: int) -> TreeFiles:
+        """The files of the job's output, to list and download."""
+        return TreeFiles(self.client, f"{self.job_path(project, number)}/output")
 
     def stop(self, project: ProjectRef, number: int) -> dict[str, Any]:
         job: dict[str, Any] = self.client.post(f"{self.job_path(project, number)}/stop", None)

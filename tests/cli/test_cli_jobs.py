@@ -22,6 +22,12 @@ from tests.cli.test_cli_datasets import write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+CHECKPOINT = b"""\
+import os, pathlib
+out = pathlib.Path(os.environ["FERRY_OUTPUT"]) / "ckpt"
+out.mkdir()
+(out / "model.txt").write_text("w1")
+"""
 TRAIN = b"""\
 import os, pathlib, sys
 rows = (pathlib.Path(os.environ["FERRY_INPUT_MNIST"]) / "train.csv").read_text().splitlines()
@@ -163,3 +169,33 @@ def test_run_outside_a_project_says_how_to_link(logged_in: Ferry, workdir: Path)
 
     assert result.code == 1
     assert "ferry init OWNER/PROJECT" in result.err
+
+
+@pytest.mark.usefixtures("agent_dir")
+def test_an_output_is_fetched_and_feeds_the_next_run(
+    logged_in: Ferry, workdir: Path, tmp_path: Path
+) -> None:
+    write(workdir, {"train.py": CHECKPOINT})
+    logged_in("init", "alice/mnist")
+    logged_in("run", "python3 train.py")
+    early = logged_in("output", "1")
+    assert early.code == 1
+    assert "has no output yet (queued)" in early.err
+    run_in_agent(1).join(60)
+
+    listed = logged_in("output", "1", "--ls")
+    got = logged_in("output", "1", "--get", "ckpt/model.txt", "-p", str(tmp_path / "m.txt"))
+    whole = logged_in("output", "1", "-p", str(tmp_path / "all"))
+
+    assert listed.out.split() == ["2", "B", "ckpt/model.txt"]
+    assert got.code == 0, got
+    assert (tmp_path / "m.txt").read_text() == "w1"
+    assert whole.out.strip().endswith("(1 files, 2 bytes)")
+    assert (tmp_path / "all" / "ckpt" / "model.txt").read_text() == "w1"
+
+    second = logged_in(
+        "run", "--data", "alice/projects/mnist/1:prev", "cat $FERRY_INPUT_PREV/ckpt/model.txt"
+    )
+    assert second.code == 0, second
+    run_in_agent(2).join(60)
+    assert logged_in("logs", "-f", "2").out == "w1"

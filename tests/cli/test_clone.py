@@ -18,7 +18,7 @@ import httpx
 import pytest
 from ferry import downloads
 from ferry.client import FerryClient
-from ferry.datasets import Datasets
+from ferry.trees_remote import TreeFiles
 
 from blobs.digests import sha256_of_bytes
 from blobs.storage import get_storage
@@ -224,15 +224,15 @@ def test_an_expired_storage_url_is_asked_for_again(
     monkeypatch: pytest.MonkeyPatch,
     storage_gets: list[tuple[int, int] | None],
 ) -> None:
-    original = Datasets.manifest_pages
+    original = TreeFiles.manifest_pages
 
-    def spoilt(self: Datasets, *args: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+    def spoilt(self: TreeFiles, *args: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
         for page in original(self, *args, **kwargs):
             # A signature the storage refuses with 403, as it refuses an expired one.
             yield [{**row, "url": row["url"].replace("X-Amz-Signature=", "X-Amz-Signature=0")}
                    for row in page]  # fmt: skip
 
-    monkeypatch.setattr(Datasets, "manifest_pages", spoilt)
+    monkeypatch.setattr(TreeFiles, "manifest_pages", spoilt)
     files = {"a.bin": secrets.token_bytes(100), "b.bin": secrets.token_bytes(200)}
     upload(logged_in, workdir, files)
 

@@ -73,6 +73,7 @@ def test_a_job_reads_its_input_prints_and_keeps_its_output(api: APIClient) -> No
     log = log_read(job, 0).data.decode()
     assert "rows: 3" in log
     assert '"metric": "accuracy"' in log
+    assert list(job.metrics.values_list("key", "value", "step")) == [("accuracy", 0.98, 1)]
     assert job.output_tree is not None
     assert list(job.output_tree.entries.values_list("path", "size")) == [("model.txt", 7)]
     assert Allocation.objects.get(job=job).released_at is not None

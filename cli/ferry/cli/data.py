@@ -2,15 +2,14 @@
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ferry.cli.context import Context
 from ferry.datasets import DatasetRef
 from ferry.downloads import clone as clone_version
-from ferry.downloads import fetch_to
-from ferry.errors import FerryError, NotFound
+from ferry.downloads import fetch_to, file_row
+from ferry.errors import FerryError
 from ferry.local import FERRY_DIR, Scan, scan
 from ferry.progress import human
 from ferry.uploads import upload_directory
@@ -153,23 +152,11 @@ def get(ctx: Context, name: str, path: str, output: Path | None) -> None:
     ref = DatasetRef.parse(name)
     datasets = ctx.datasets()
     number = datasets.resolve_version(ref)
-    row = _file_row(ctx, ref, number, path)
+    source = datasets.files(ref, number)
+    row = file_row(source, path, f"version {number}")
     target = ctx.cwd / (output or Path(path.rstrip("/").rsplit("/", 1)[-1]))
-    fetch_to(datasets, ref, number, row, target)
+    fetch_to(source, row, target)
     ctx.out(f"Wrote {target} ({row['size']} bytes)")
-
-
-def _file_row(ctx: Context, ref: DatasetRef, number: int, path: str) -> dict[str, Any]:
-    """The manifest row of one file: its digest, to check the download against, and its URL.
-
-    One request; a missing version is the server's 404, which names the version.
-    """
-    path = path.strip("/")
-    page = ctx.datasets().manifest_page(ref, number, path, page_size=1)
-    for row in page["results"]:
-        if row["path"] == path:
-            return row
-    raise NotFound(f"No file {path} in version {number}", status=404, code="not_found")
 
 
 @data.command()

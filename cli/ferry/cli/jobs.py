@@ -9,9 +9,11 @@ import click
 
 from ferry.blobs import Blobs
 from ferry.cli.context import Context
+from ferry.downloads import download_all, fetch_to, file_row
 from ferry.errors import FerryError
 from ferry.jobs import JobRef, Jobs, ProjectRef
 from ferry.local import FERRY_DIR
+from ferry.progress import human
 from ferry.project_file import RunSettings, read_project_file
 from ferry.uploads import upload_code
 
@@ -183,4 +185,48 @@ def stop(ctx: Context, job: str) -> None:
     ctx.out(f"Job {stopped['name']} {stopped['status']}")
 
 
-COMMANDS = [init, run, logs, status, info, stop]
+@click.command()
+@click.argument("job")
+@click.option("--ls", "listing", is_flag=True, help="List the output's files (under PATH).")
+@click.option("--get", "get_path", metavar="PATH", help="Download one file of the output.")
+@click.option("-p", "--path", "directory", type=click.Path(path_type=Path), help="Into here.")
+@click.argument("path", default="")
+@json_option
+@click.pass_obj
+def output(
+    ctx: Context,
+    job: str,
+    listing: bool,
+    get_path: str | None,
+    directory: Path | None,
+    path: str,
+    as_json: bool,
+) -> None:
+    """JOB's output: download it all (or the files under PATH), list it, or get one file."""
+    project, number = resolve_job(ctx, job)
+    source = jobs_of(ctx).output(project, number)
+    if listing:
+        rows = [row for page in source.manifest_pages(path) for row in page]
+        if as_json:
+            ctx.json(rows)
+            return
+        for row in rows:
+            ctx.out(f"{human(row['size']):>10}  {row['path']}")
+        return
+    if get_path is not None:
+        row = file_row(source, get_path, f"the output of job {number}")
+        target = ctx.cwd / (directory or Path(row["name"]))
+        fetch_to(source, row, target)
+        ctx.out(f"Wrote {target} ({row['size']} bytes)")
+        return
+    target = ctx.cwd / (directory or Path(f"{project.name}-{number}-output"))
+    if path:  # only part of the output: count what it holds
+        total = sum(row["size"] for page in source.manifest_pages(path) for row in page)
+    else:
+        total = int(jobs_of(ctx).get(project, number).get("output_size") or 0)
+    count, size = download_all(source, target, total, ctx.progress("Downloading"), path)
+    ctx.finish_progress()
+    ctx.out(f"Downloaded the output of job {number} into {target} ({count} files, {size} bytes)")
+
+
+COMMANDS = [init, run, logs, status, info, stop, output]
