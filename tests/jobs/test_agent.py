@@ -24,6 +24,7 @@ from jobs.models import Job
 from tests.blobs.test_upload_api import upload
 from tests.conftest import client_for
 from tests.factories import ProjectFactory, UserFactory
+from tracking.models import Metric
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -73,7 +74,8 @@ def test_a_job_reads_its_input_prints_and_keeps_its_output(api: APIClient) -> No
     log = log_read(job, 0).data.decode()
     assert "rows: 3" in log
     assert '"metric": "accuracy"' in log
-    assert list(job.metrics.values_list("key", "value", "step")) == [("accuracy", 0.98, 1)]
+    points = Metric.objects.filter(job=job).values_list("key", "value", "step")
+    assert list(points) == [("accuracy", 0.98, 1)]
     assert job.output_tree is not None
     assert list(job.output_tree.entries.values_list("path", "size")) == [("model.txt", 7)]
     assert Allocation.objects.get(job=job).released_at is not None
