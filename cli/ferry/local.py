@@ -175,3 +175,18 @@ def _write_cache(root: Path, entries: dict[str, dict[str, object]]) -> None:
     temporary = directory / f"{HASH_CACHE}.tmp"
     temporary.write_text(json.dumps(entries), encoding="utf-8")
     temporary.replace(directory / HASH_CACHE)  # never leave half a cache behind
+
+
+def find_link(start: Path, name: str) -> tuple[dict[str, str], Path] | None:
+    """The link file ``.ferry/<name>`` of ``start`` or its nearest parent, and that directory:
+    how a directory remembers its dataset or project (``ferry data init``, ``ferry init``)."""
+    for directory in (start, *start.parents):
+        path = directory / FERRY_DIR / name
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8")), directory
+    return None
+
+
+def write_link(directory: Path, name: str, body: dict[str, str]) -> None:
+    (directory / FERRY_DIR).mkdir(exist_ok=True)
+    (directory / FERRY_DIR / name).write_text(json.dumps(body, indent=2) + "\n", "utf-8")

@@ -1,6 +1,5 @@
 """`ferry data ...`: datasets from the command line."""
 
-import json
 from pathlib import Path
 
 import click
@@ -10,7 +9,7 @@ from ferry.datasets import DatasetRef
 from ferry.downloads import clone as clone_version
 from ferry.downloads import fetch_to, file_row
 from ferry.errors import FerryError
-from ferry.local import FERRY_DIR, Scan, scan
+from ferry.local import Scan, find_link, scan, write_link
 from ferry.progress import human
 from ferry.uploads import upload_directory
 
@@ -26,12 +25,11 @@ def data() -> None:
 
 def linked(ctx: Context) -> tuple[DatasetRef, Path]:
     """The dataset that `ferry data init` linked this directory (or a parent) to."""
-    for directory in (ctx.cwd, *ctx.cwd.parents):
-        path = directory / FERRY_DIR / LINK_FILE
-        if path.is_file():
-            body = json.loads(path.read_text(encoding="utf-8"))
-            return DatasetRef(body["owner"], body["name"]), directory
-    raise FerryError("This directory is not linked to a dataset: run `ferry data init NAME`")
+    found = find_link(ctx.cwd, LINK_FILE)
+    if found is None:
+        raise FerryError("This directory is not linked to a dataset: run `ferry data init NAME`")
+    body, directory = found
+    return DatasetRef(body["owner"], body["name"]), directory
 
 
 @data.command()
@@ -42,9 +40,7 @@ def init(ctx: Context, name: str) -> None:
     ref = DatasetRef.parse(name)
     datasets = ctx.datasets()
     dataset, created = datasets.get_or_create(ref)
-    (ctx.cwd / FERRY_DIR).mkdir(exist_ok=True)
-    link = {"owner": dataset["owner"], "name": dataset["name"]}
-    (ctx.cwd / FERRY_DIR / LINK_FILE).write_text(json.dumps(link, indent=2) + "\n", "utf-8")
+    write_link(ctx.cwd, LINK_FILE, {"owner": dataset["owner"], "name": dataset["name"]})
     verb = "Created" if created else "Linked to"
     ctx.out(f"{verb} dataset {dataset['full_name']}; upload with `ferry data upload`")
 

@@ -1,6 +1,5 @@
 """`ferry init`, `run`, `logs`, `status`, `info`, `stop`: jobs from the command line."""
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from ferry.cli.context import Context
 from ferry.downloads import download_all, fetch_to, file_row
 from ferry.errors import FerryError
 from ferry.jobs import JobRef, Jobs, ProjectRef
-from ferry.local import FERRY_DIR
+from ferry.local import find_link, write_link
 from ferry.progress import human
 from ferry.project_file import RunSettings, read_project_file
 from ferry.uploads import upload_code
@@ -31,12 +30,13 @@ def jobs_of(ctx: Context) -> Jobs:
 
 def linked_project(ctx: Context) -> tuple[ProjectRef, Path]:
     """The project that `ferry init` linked this directory (or a parent) to."""
-    for directory in (ctx.cwd, *ctx.cwd.parents):
-        path = directory / FERRY_DIR / LINK_FILE
-        if path.is_file():
-            body = json.loads(path.read_text(encoding="utf-8"))
-            return ProjectRef(body["owner"], body["name"]), directory
-    raise FerryError("This directory is not linked to a project: run `ferry init OWNER/PROJECT`")
+    found = find_link(ctx.cwd, LINK_FILE)
+    if found is None:
+        raise FerryError(
+            "This directory is not linked to a project: run `ferry init OWNER/PROJECT`"
+        )
+    body, directory = found
+    return ProjectRef(body["owner"], body["name"]), directory
 
 
 def resolve_job(ctx: Context, text: str) -> tuple[ProjectRef, int]:
@@ -52,9 +52,7 @@ def init(ctx: Context, project: str) -> None:
     """Link this directory to PROJECT (OWNER/NAME), creating it if needed."""
     ref = ProjectRef.parse(project)
     found, created = jobs_of(ctx).project_get_or_create(ref)
-    (ctx.cwd / FERRY_DIR).mkdir(exist_ok=True)
-    link = {"owner": found["owner"], "name": found["name"]}
-    (ctx.cwd / FERRY_DIR / LINK_FILE).write_text(json.dumps(link, indent=2) + "\n", "utf-8")
+    write_link(ctx.cwd, LINK_FILE, {"owner": found["owner"], "name": found["name"]})
     verb = "Created" if created else "Linked to"
     ctx.out(f"{verb} project {found['full_name']}; run code with `ferry run COMMAND`")
 
