@@ -45,6 +45,17 @@ class JobCreateInput(InputSerializer):
         return params
 
 
+class JobRestartInput(InputSerializer):
+    command = serializers.CharField(max_length=MAX_COMMAND, required=False, allow_blank=True)
+    environment = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    machine = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    params = serializers.DictField(required=False)
+    message = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_blank=True)
+    max_runtime_s = serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400)
+
+    validate_params = JobCreateInput.validate_params
+
+
 class JobInputOutput(serializers.ModelSerializer[JobInput]):
     source = serializers.SerializerMethodField()  # type: ignore[assignment]
     tree = serializers.CharField(source="tree.digest")

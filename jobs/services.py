@@ -46,11 +46,14 @@ def job_create(
     command = _command(request.command)
     environment = _environment(request.environment)
     machine = _machine_type(request.machine)
-    code = _code_tree(actor, request.code)
+    # A restart runs the code its job ran, which any project member may do: no claim needed.
+    code = restart_of.code_tree if restart_of is not None else _code_tree(actor, request.code)
     inputs = resolve_inputs(actor, request.inputs)
     try:
         with transaction.atomic():
-            job = _insert_job(actor, project, request, command, environment, machine, code)
+            job = _insert_job(
+                actor, project, request, command, environment, machine, code, restart_of
+            )
             JobInput.objects.bulk_create(
                 JobInput(
                     job=job, name=item.name, kind=item.kind, tree=item.tree,
@@ -58,8 +61,6 @@ def job_create(
                 )
                 for item in inputs
             )  # fmt: skip
-            if restart_of is not None:
-                Job.objects.filter(id=job.id).update(restart_of=restart_of)
             JobEvent.objects.create(job=job, to_status=JobStatus.QUEUED, reason="submitted")
             schedule_soon()
     except IntegrityError:
@@ -85,6 +86,7 @@ def _insert_job(
     environment: Environment,
     machine: MachineType,
     code: Tree | None,
+    restart_of: Job | None,
 ) -> Job:
     # Lock the project so that two submits at once get numbers N and N+1, not both N.
     Project.objects.select_for_update().filter(id=project.id).exists()
@@ -92,6 +94,7 @@ def _insert_job(
     return Job.objects.create(
         project=project,
         number=latest + 1,
+        restart_of=restart_of,
         command=command,
         message=request.message,
         environment=environment,
@@ -178,3 +181,26 @@ def job_stop(*, actor: User, job: Job, reason: str = "") -> Job:
         # Stopping already: asking twice is harmless.
     job.refresh_from_db()
     return job
+
+
+def job_restart(*, actor: User, job: Job, changes: dict[str, Any]) -> Job:
+    """A new job like ``job`` (its code, inputs, settings), with ``changes`` applied: any of
+    command, environment, machine, max_runtime_s, message, and params (merged)."""
+    request = JobRequest(
+        command=changes.get("command") or job.command,
+        environment=changes.get("environment") or job.environment.name,
+        machine=changes.get("machine") or job.machine_type.name,
+        inputs=[InputRequest(_source_of(item), item.name) for item in job.inputs.all()],
+        params={**job.params, **changes.get("params", {})},
+        message=changes.get("message") or f"restart of {job}",
+        max_runtime_s=changes.get("max_runtime_s", job.max_runtime_s),
+    )
+    return job_create(actor=actor, project=job.project, request=request, restart_of=job)
+
+
+def _source_of(item: JobInput) -> str:
+    if item.dataset_version is not None:
+        return str(item.dataset_version)  # owner/datasets/name/N
+    source = item.source_job
+    assert source is not None
+    return f"{source.project.owner_name}/projects/{source.project.name}/{source.number}/output"

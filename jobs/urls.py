@@ -10,14 +10,17 @@ urlpatterns = [
     re_path(api(JOBS), views.JobListView.as_view(), name="job-list"),
     re_path(api(JOB), views.JobDetailView.as_view(), name="job"),
     re_path(api(rf"{JOB}/stop"), views.JobStopView.as_view(), name="job-stop"),
+    re_path(api(rf"{JOB}/restart"), views.JobRestartView.as_view(), name="job-restart"),
     re_path(api(rf"{JOB}/logs"), views.JobLogsView.as_view(), name="job-logs"),
     re_path(
-        api(rf"{JOB}/output/manifest"), views.JobOutputManifestView.as_view(), name="job-output"
+        api(rf"{JOB}/(?P<which>code|output)/manifest"),
+        views.JobTreeManifestView.as_view(),
+        name="job-tree",
     ),
     re_path(
-        rf"^{JOB}/output/files/(?P<path>(?s:.+))\Z",
-        views.JobOutputFileView.as_view(),
-        name="job-output-file",
+        rf"^{JOB}/(?P<which>code|output)/files/(?P<path>(?s:.+))\Z",
+        views.JobTreeFileView.as_view(),
+        name="job-tree-file",
     ),
     re_path(api(rf"{JOB}/events"), views.JobEventListView.as_view(), name="job-events"),
     re_path(api("environments"), views.EnvironmentListView.as_view(), name="environment-list"),

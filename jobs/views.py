@@ -25,6 +25,7 @@ from jobs.serializers import (
     JobCreateInput,
     JobEventOutput,
     JobOutput,
+    JobRestartInput,
     MachineTypeOutput,
 )
 from projects.policy import ProjectAction
@@ -89,6 +90,16 @@ class JobStopView(APIView):
         return Response(JobOutput(fresh).data, status=status.HTTP_202_ACCEPTED)
 
 
+class JobRestartView(APIView):
+    @extend_schema(request=JobRestartInput, responses={202: JobOutput})
+    def post(self, request: Request, owner: str, name: str, number: str) -> Response:
+        changes = validated(JobRestartInput, request.data)
+        job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
+        new = services.job_restart(actor=current_user(request), job=job, changes=changes)
+        body = JobOutput(selectors.jobs_of(job.project).get(id=new.id)).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
 class JobEventListView(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
@@ -146,30 +157,34 @@ class JobLogsView(APIView):
         return response
 
 
-def _output_of(job: Job) -> Tree:
-    if job.output_tree is None:
+def _tree_of(job: Job, which: str) -> Tree:
+    tree = job.code_tree if which == "code" else job.output_tree
+    if tree is None:
+        if which == "code":
+            raise NotFound(f"Job {job} ran without code.")
         raise NotFound(f"Job {job} has no output yet ({job.status}).")
-    return job.output_tree
+    return tree
 
 
-class JobOutputManifestView(APIView):
-    """Every file of the job's output, with download URLs: what `ferry output` reads."""
+class JobTreeManifestView(APIView):
+    """Every file of the job's code or output, with download URLs: what `ferry clone` and
+    `ferry output` read."""
 
     permission_classes = [IsAuthenticatedOrReadOnly]
     pagination_class = LargePagePagination
 
     @extend_schema(responses=ManifestRowOutput(many=True))
-    def get(self, request: Request, owner: str, name: str, number: str) -> Response:
+    def get(self, request: Request, owner: str, name: str, number: str, which: str) -> Response:
         job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
-        return manifest_response(request, self, _output_of(job))
+        return manifest_response(request, self, _tree_of(job, which))
 
 
-class JobOutputFileView(APIView):
+class JobTreeFileView(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes, 302: None})
     def get(
-        self, request: Request, owner: str, name: str, number: str, path: str
+        self, request: Request, owner: str, name: str, number: str, which: str, path: str
     ) -> HttpResponseBase:
         job = selectors.job_get(request.user, owner, name, int(number), ProjectAction.VIEW)
-        return file_response(tree_file(_output_of(job), path, f"the output of {job}"))
+        return file_response(tree_file(_tree_of(job, which), path, f"the {which} of {job}"))

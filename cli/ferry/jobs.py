@@ -103,6 +103,14 @@ class Jobs:
         """The files of the job's output, to list and download."""
         return TreeFiles(self.client, f"{self.job_path(project, number)}/output")
 
+    def code(self, project: ProjectRef, number: int) -> TreeFiles:
+        """The files of the code the job ran."""
+        return TreeFiles(self.client, f"{self.job_path(project, number)}/code")
+
+    def restart(self, project: ProjectRef, number: int, changes: dict[str, Any]) -> dict[str, Any]:
+        job: dict[str, Any] = self.client.post(f"{self.job_path(project, number)}/restart", changes)
+        return job
+
     def stop(self, project: ProjectRef, number: int) -> dict[str, Any]:
         job: dict[str, Any] = self.client.post(f"{self.job_path(project, number)}/stop", None)
         return job

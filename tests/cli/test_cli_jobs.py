@@ -199,3 +199,30 @@ def test_an_output_is_fetched_and_feeds_the_next_run(
     assert second.code == 0, second
     run_in_agent(2).join(60)
     assert logged_in("logs", "-f", "2").out == "w1"
+
+
+@pytest.mark.usefixtures("agent_dir")
+def test_restart_clone_and_an_output_as_a_dataset_version(
+    logged_in: Ferry, workdir: Path, tmp_path: Path
+) -> None:
+    write(workdir, {"train.py": CHECKPOINT})
+    logged_in("init", "alice/mnist")
+    logged_in("run", "--param", "lr=1", "python3 train.py")
+    run_in_agent(1).join(60)
+
+    restarted = logged_in("restart", "--cpu2", "--param", "lr=2", "1")
+    cloned = logged_in("clone", "1", "-p", str(tmp_path / "code"))
+    data = tmp_path / "models"
+    data.mkdir()
+    logged_in("data", "init", "models", cwd=data)
+    added = logged_in("data", "add", "alice/projects/mnist/1/output", cwd=data)
+
+    assert restarted.out.strip() == "Job alice/mnist/2 queued (a restart of job 1)"
+    second = json.loads(logged_in("info", "2").out)
+    assert (second["machine"], second["params"]) == ("cpu2", {"lr": 2})
+    assert (tmp_path / "code" / "train.py").read_bytes() == CHECKPOINT
+    assert cloned.out.startswith("Cloned the code of job alice/mnist/1")
+    assert added.out.startswith("Added the output of job alice/mnist/1 as version 1")
+    got = logged_in("data", "get", "models/1", "ckpt/model.txt", cwd=tmp_path)
+    assert got.code == 0, got
+    assert (tmp_path / "model.txt").read_text() == "w1"

@@ -8,8 +8,10 @@ from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.ownership import Visibility
 from accounts.roles import Role
 from blobs.models import Tree
+from datasets.models import Dataset
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.status import job_transition
 from projects.models import Project
@@ -258,3 +260,45 @@ def test_environments_and_machine_types_are_listed(api: APIClient) -> None:
 
     assert [m["name"] for m in machines] == ["cpu", "cpu2", "gpu", "gpu2"]
     assert {e["name"] for e in environments} >= {"python-3.11", "pytorch-2.5"}
+
+
+def test_a_restart_reuses_code_and_inputs_with_changes(api: APIClient, project: Project) -> None:
+    dataset_with_version(api)
+    code = upload(api, {"train.py": b"print(1)\n"})
+    submit(
+        api,
+        {"command": "python train.py", "code": code["digest"], "params": {"lr": 1, "epochs": 2},
+         "inputs": [{"source": "alice/datasets/mnist", "mount": "data"}]},
+    )  # fmt: skip
+    member = UserFactory.create()  # holds none of the code's blobs, and may read the data
+    ProjectMemberFactory.create(project=project, user=member, role=Role.MEMBER)
+    Dataset.objects.update(visibility=Visibility.PUBLIC)
+
+    response = client_for(member).post(
+        f"{JOBS}/1/restart", {"machine": "cpu2", "params": {"lr": 0.5}}, format="json"
+    )
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["number"], body["machine"], body["code"]) == (2, "cpu2", code["digest"])
+    assert body["params"] == {"lr": 0.5, "epochs": 2}
+    assert [(i["name"], i["source"]) for i in body["inputs"]] == [
+        ("data", "alice/datasets/mnist/1")
+    ]
+    assert Job.objects.get(number=2).restart_of == Job.objects.get(number=1)
+    assert_error(
+        api.post(f"{JOBS}/1/restart", {"machine": "tpu"}, format="json"), 400, "unknown_machine"
+    )
+
+
+def test_a_jobs_code_is_listed_and_its_missing_output_named(api: APIClient) -> None:
+    code = upload(api, {"train.py": b"print(1)\n", "lib/util.py": b""})
+    submit(api, {"command": "python train.py", "code": code["digest"]})
+
+    listed = api.get(f"{JOBS}/1/code/manifest").json()["results"]
+    missing = api.get(f"{JOBS}/1/output/manifest")
+    one = api.get(f"{JOBS}/1/code/files/train.py")
+
+    assert [row["path"] for row in listed] == ["lib/util.py", "train.py"]
+    assert "has no output yet (queued)" in assert_error(missing, 404, "not_found")["message"]
+    assert one.status_code in (200, 302)

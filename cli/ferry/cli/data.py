@@ -9,6 +9,7 @@ from ferry.datasets import DatasetRef
 from ferry.downloads import clone as clone_version
 from ferry.downloads import fetch_to, file_row
 from ferry.errors import FerryError
+from ferry.jobs import JobRef, Jobs
 from ferry.local import Scan, find_link, scan, write_link
 from ferry.progress import human
 from ferry.uploads import upload_directory
@@ -198,3 +199,25 @@ def delete(ctx: Context, name: str, yes: bool) -> None:
     else:
         datasets.delete_version(ref, ref.version)
     ctx.out(f"Deleted {what}")
+
+
+@data.command()
+@click.argument("source")
+@click.option("-m", "--message", default="", help="What this version holds.")
+@click.pass_obj
+def add(ctx: Context, source: str, message: str) -> None:
+    """Make a job's output (OWNER/projects/NAME/N[/output]) the linked dataset's next version."""
+    ref, _ = linked(ctx)
+    job_ref = JobRef.parse(source.removesuffix("/output"))
+    if job_ref.project is None:
+        raise FerryError(f"Name the job's project too: OWNER/projects/NAME/N, not {source!r}")
+    job = Jobs(ctx.client(), ctx.username).get(job_ref.project, job_ref.number)
+    if not job.get("output"):
+        raise FerryError(f"Job {job['name']} has no output yet ({job['status']})")
+    version = ctx.datasets().commit_version(
+        ref, job["output"], message or f"output of {job['name']}"
+    )
+    ctx.out(
+        f"Added the output of job {job['name']} as version {version['number']} of "
+        f"{ref.owner}/datasets/{ref.name} ({version['file_count']} files, {version['size']} bytes)"
+    )

@@ -13,7 +13,7 @@ from ferry.errors import FerryError
 from ferry.jobs import JobRef, Jobs, ProjectRef
 from ferry.local import find_link, write_link
 from ferry.progress import human
-from ferry.project_file import RunSettings, read_project_file
+from ferry.project_file import RunSettings, parse_param, read_project_file
 from ferry.uploads import upload_code
 
 LINK_FILE = "project.json"
@@ -227,4 +227,44 @@ def output(
     ctx.out(f"Downloaded the output of job {number} into {target} ({count} files, {size} bytes)")
 
 
-COMMANDS = [init, run, logs, status, info, stop, output]
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("job")
+@click.option("--env", "environment", help="Another environment.")
+@machine_flag("cpu")
+@machine_flag("gpu")
+@machine_flag("cpu2")
+@machine_flag("gpu2")
+@click.option("--machine", "machine", help="Another machine type.")
+@click.option("-m", "--message", help="What this run tries.")
+@click.option("--max-runtime", "max_runtime_s", type=int, help="Another max runtime, seconds.")
+@click.option("--param", "params", multiple=True, help="NAME=VALUE, over the job's own.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def restart(ctx: Context, job: str, command: tuple[str, ...], **flags: Any) -> None:
+    """Run JOB again (its code, inputs and settings), with what the options (given before JOB)
+    and COMMAND change."""
+    project, number = resolve_job(ctx, job)
+    changes = {key: value for key, value in flags.items() if value and key != "params"}
+    if flags["params"]:
+        changes["params"] = dict(parse_param(text) for text in flags["params"])
+    if command:
+        changes["command"] = _command_text(command)
+    new = jobs_of(ctx).restart(project, number, changes)
+    ctx.out(f"Job {new['name']} {new['status']} (a restart of job {number})")
+
+
+@click.command()
+@click.argument("job")
+@click.option("-p", "--path", "directory", type=click.Path(path_type=Path), help="Into here.")
+@click.pass_obj
+def clone(ctx: Context, job: str, directory: Path | None) -> None:
+    """Download the code JOB ran, to look at or to run again."""
+    project, number = resolve_job(ctx, job)
+    jobs = jobs_of(ctx)
+    found = jobs.get(project, number)
+    target = ctx.cwd / (directory or Path(f"{project.name}-{number}"))
+    count, size = download_all(jobs.code(project, number), target, 0, None)
+    ctx.out(f"Cloned the code of job {found['name']} into {target} ({count} files, {size} bytes)")
+
+
+COMMANDS = [init, run, logs, status, info, stop, output, restart, clone]
