@@ -63,7 +63,11 @@ class Datasets:
 
     def create(self, ref: DatasetRef, description: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {"name": ref.name, "description": description}
-        if ref.owner is not None:
+        # Only a team is named as owner (see Jobs.project_get_or_create).
+        if (
+            ref.owner is not None
+            and ref.owner.lower() != self.owner_of(DatasetRef(None, ref.name)).lower()
+        ):
             body["owner"] = ref.owner
         dataset: dict[str, Any] = self.client.post("/datasets", body)
         return dataset

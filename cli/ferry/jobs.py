@@ -75,7 +75,9 @@ class Jobs:
             return found, False
         except NotFound:
             body: dict[str, Any] = {"name": project.name}
-            if project.owner is not None:
+            # Only a team is named as owner: one's own name is the default, and may be one the
+            # server keeps from new namespaces (the embedded setup's "admin").
+            if project.owner is not None and project.owner.lower() != self._username().lower():
                 body["owner"] = project.owner
             created: dict[str, Any] = self.client.post("/projects", body)
             return created, True

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from accounts.services import api_token_create
 from fleet.inventory import inventory_read
 from fleet.scheduler import schedule
 from fleet.services import host_register
@@ -19,6 +20,7 @@ from jobs.agent import run_job
 from jobs.models import Job
 from tests.cli.conftest import Ferry
 from tests.cli.test_cli_datasets import write
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +228,16 @@ def test_restart_clone_and_an_output_as_a_dataset_version(
     got = logged_in("data", "get", "models/1", "ckpt/model.txt", cwd=tmp_path)
     assert got.code == 0, got
     assert (tmp_path / "model.txt").read_text() == "w1"
+
+
+def test_naming_yourself_as_owner_works_even_for_a_reserved_name(
+    ferry: Ferry, workdir: Path
+) -> None:
+    admin = UserFactory.create(username="admin")  # as `make up` makes it; "admin" is reserved
+    ferry("login", "--token", api_token_create(user=admin, name="t").secret)
+
+    project = ferry("init", "admin/mnist")
+    dataset = ferry("data", "init", "admin/mnist-data")
+
+    assert project.out.startswith("Created project admin/mnist"), project
+    assert dataset.out.startswith("Created dataset admin/datasets/mnist-data"), dataset
