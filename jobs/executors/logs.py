@@ -8,7 +8,7 @@ CHUNK = 256 * 1024
 
 
 def follow(
-    path: Path, finished: Callable[[], bool], chunk: int = CHUNK, poll_s: float = 0.05
+    path: Path, finished: Callable[[], bool], chunk: int = CHUNK, poll_s: float = 0.02
 ) -> Iterator[bytes]:
     """The bytes of ``path`` from its start, as they are written, in chunks of at most
     ``chunk``; ends at the end of the file once ``finished()`` says no more will come."""
