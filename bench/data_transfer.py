@@ -17,12 +17,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.platform_setup import bench_env, free_port, prepare, wait_until_up  # noqa: E402
 from tests.support.seaweed import S3Server, s3_client, start_seaweed  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -52,20 +51,12 @@ def make_dataset(root: Path, big_mb: int, small_files: int, small_kb: int) -> No
         (folder / f"{index:05d}.bin").write_bytes(os.urandom(small_kb * 1024))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def ferry_server(work: Path, s3: S3Server) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A Ferry server on S3; yields its URL, an API token and the environment it runs with."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        FERRY_VAR_DIR=str(work / "var"),
+    env = bench_env(
+        work,
         FERRY_STORAGE="s3",
         FERRY_S3_ENDPOINT_URL=s3.endpoint_url,
         FERRY_S3_BUCKET=s3.bucket,
@@ -73,37 +64,19 @@ def ferry_server(work: Path, s3: S3Server) -> Iterator[tuple[str, str, dict[str,
         FERRY_S3_SECRET_KEY=s3.secret_key,
         FERRY_S3_PREFIX="ferry/",
     )
-    manage = [str(BIN / "python"), "manage.py"]
-    subprocess.run([*manage, "migrate", "-v0"], cwd=REPO, env=env, check=True)
     url = f"http://127.0.0.1:{port}"
-    boot = subprocess.run(
-        [*manage, "ferry_bootstrap", "--url", url], cwd=REPO, env=env, check=True,
-        capture_output=True, text=True,
-    )  # fmt: skip
-    match = re.search(r"API token:\s+(fry_\S+)", boot.stdout)
-    assert match, boot.stdout
+    token = prepare(env, url)
     server = subprocess.Popen(
         [str(BIN / "uvicorn"), "config.asgi:application", "--port", str(port), "--log-level",
          "warning"],
         cwd=REPO, env=env,
     )  # fmt: skip
     try:
-        wait_until_up(url)
-        yield url, match.group(1), env
+        wait_until_up(url, "/api/schema/")  # no broker runs here: /healthz would say so
+        yield url, token, env
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/api/schema/", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Ferry did not start at {url}")
 
 
 def ferry(args: list[str], cwd: Path, env: dict[str, str]) -> str:

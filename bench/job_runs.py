@@ -19,16 +19,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,52 +37,28 @@ sys.path.insert(0, str(REPO / "cli"))
 from ferry.client import FerryClient  # noqa: E402
 from ferry.jobs import Jobs, ProjectRef  # noqa: E402
 
+from bench.platform_setup import bench_env, free_port, prepare, wait_until_up  # noqa: E402
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
 def platform(work: Path) -> Iterator[tuple[str, str]]:
     """The embedded platform on a free port; yields its URL and an API token."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(FERRY_VAR_DIR=str(work / "var"), FERRY_PORT=str(port), FERRY_AGENT_NAME="bench")
-    manage = [str(BIN / "python"), "manage.py"]
-    subprocess.run([*manage, "migrate", "-v0"], cwd=REPO, env=env, check=True)
+    env = bench_env(work, FERRY_PORT=str(port), FERRY_AGENT_NAME="bench")
     url = f"http://127.0.0.1:{port}"
-    boot = subprocess.run(
-        [*manage, "ferry_bootstrap", "--url", url], cwd=REPO, env=env, check=True,
-        capture_output=True, text=True,
-    )  # fmt: skip
-    token = re.search(r"API token:\s+(fry_\S+)", boot.stdout)
-    assert token, boot.stdout
+    token = prepare(env, url)
     honcho = subprocess.Popen(
         [str(BIN / "honcho"), "start", "-f", "Procfile"], cwd=REPO, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(f"{url}/healthz")
-        yield url, token.group(1)
+        wait_until_up(url)
+        yield url, token
     finally:
         os.killpg(honcho.pid, signal.SIGINT)
         honcho.wait(timeout=60)
-
-
-def wait_for(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def run_and_follow(jobs: Jobs, project: ProjectRef, command: str) -> tuple[float, bytes, str]:

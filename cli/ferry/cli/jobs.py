@@ -57,17 +57,20 @@ def init(ctx: Context, project: str) -> None:
     ctx.out(f"{verb} project {found['full_name']}; run code with `ferry run COMMAND`")
 
 
-def machine_flag(name: str) -> Any:
-    return click.option(f"--{name}", "machine", flag_value=name, help=f"Run on a {name} machine.")
+def where_options(command: Any) -> Any:
+    """--env, --machine and its shorthands --cpu, --gpu, --cpu2, --gpu2 (FloydHub's flags)."""
+    for name in ("gpu2", "cpu2", "gpu", "cpu"):
+        command = click.option(
+            f"--{name}", "machine", flag_value=name, help=f"Run on a {name} machine."
+        )(command)
+    command = click.option("--machine", "machine", help="A machine type by name.")(command)
+    return click.option("--env", "environment", help="The environment (see /api/v1/environments).")(
+        command
+    )
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--env", "environment", help="The environment (see /api/v1/environments).")
-@machine_flag("cpu")
-@machine_flag("gpu")
-@machine_flag("cpu2")
-@machine_flag("gpu2")
-@click.option("--machine", "machine", help="A machine type by name.")
+@where_options
 @click.option(
     "--data", "inputs", multiple=True, help="SOURCE[:MOUNT], e.g. alice/datasets/mnist/1:mnist"
 )
@@ -229,12 +232,7 @@ def output(
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("job")
-@click.option("--env", "environment", help="Another environment.")
-@machine_flag("cpu")
-@machine_flag("gpu")
-@machine_flag("cpu2")
-@machine_flag("gpu2")
-@click.option("--machine", "machine", help="Another machine type.")
+@where_options
 @click.option("-m", "--message", help="What this run tries.")
 @click.option("--max-runtime", "max_runtime_s", type=int, help="Another max runtime, seconds.")
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, over the job's own.")

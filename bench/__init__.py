@@ -1,0 +1,1 @@
+"""Benchmarks: Ferry side by side with what a user would otherwise pick."""
