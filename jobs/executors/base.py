@@ -8,7 +8,10 @@ Inside a job the layout is the same on every backend: the code at ``/ferry/code`
 directory), each input read-only at ``/ferry/input/<name>``, the output at ``/ferry/output``;
 FloydHub's ``/floyd/...`` paths name the same directories. Every mount is also announced in an
 environment variable (``FERRY_INPUT_<NAME>``, ``FERRY_OUTPUT``, ``FERRY_CODE``), which is the
-only way to find it where a backend cannot place it at its path.
+only way to find it where a backend cannot place it at its path. The Ferry SDK's package is at
+``/ferry/sdk/ferry`` and ``/ferry/sdk`` is on ``PYTHONPATH``, so a job's own Python can
+``import ferry`` without installing it (a backend that cannot place it there puts another
+directory holding it on ``PYTHONPATH``).
 
 Pure Python and the standard library: the agent and the backends import this without Django.
 """
@@ -25,6 +28,7 @@ FLOYD_ROOT = PurePosixPath("/floyd")  # where FloydHub mounted the same things
 CODE_TARGET = FERRY_ROOT / "code"
 INPUT_ROOT = FERRY_ROOT / "input"
 OUTPUT_TARGET = FERRY_ROOT / "output"
+SDK_TARGET = FERRY_ROOT / "sdk"  # on the job's PYTHONPATH, holding the ferry package
 # FloydHub's working directory was /floyd/home; jobs written for it find their code there.
 FLOYD_CODE_TARGET = FLOYD_ROOT / "home"
 
@@ -98,6 +102,8 @@ class JobSpec:
     resources: Resources
     max_runtime_s: int | None
     network: bool = True
+    # Stop the job when its agent has not called keepalive() for this long (see Executor).
+    keepalive_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.command.strip():
@@ -108,6 +114,8 @@ class JobSpec:
             )
         if self.max_runtime_s is not None and self.max_runtime_s <= 0:
             raise ValueError(f"max_runtime_s must be positive or None, not {self.max_runtime_s}.")
+        if self.keepalive_s is not None and not self.keepalive_s > 0:
+            raise ValueError(f"keepalive_s must be positive or None, not {self.keepalive_s}.")
         if len(set(self.resources.gpus)) != len(self.resources.gpus) or any(
             index < 0 for index in self.resources.gpus
         ):
@@ -149,7 +157,8 @@ def _checked_target(mount: Mount) -> PurePosixPath:
             f"Mount target {mount.target!r} must be a normalised path under /ferry whose parts "
             "are letters, digits, '.', '_' and '-' (like /ferry/input/mnist)."
         )
-    if target in (CODE_TARGET, INPUT_ROOT):
+    # Anything under /ferry/sdk would shadow the SDK or land on the job's PYTHONPATH.
+    if target in (CODE_TARGET, INPUT_ROOT) or target.is_relative_to(SDK_TARGET):
         raise ValueError(f"Mount target {mount.target} is reserved.")
     return target
 
@@ -224,8 +233,9 @@ class Executor(ABC):
     @abstractmethod
     def logs(self, handle: Handle) -> Iterator[bytes]:
         """The job's stdout and stderr, merged, from the start, in chunks as they are produced;
-        ends when the job has ended and everything it wrote was read. Memory stays bounded
-        however much it prints."""
+        ends when the job has ended and everything it wrote was read. While the job prints
+        nothing, an empty chunk comes at least once a second, so the reader can flush what it
+        holds on time. Memory stays bounded however much it prints."""
 
     @abstractmethod
     def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
@@ -240,6 +250,11 @@ class Executor(ABC):
     def cleanup(self, handle: Handle) -> None:
         """Forget the job and free what the backend kept for it (stopping it if need be).
         Leaves the workdir, its code and its output to their owner."""
+
+    def keepalive(self, handle: Handle) -> None:  # noqa: B027 - optional: a no-op by default
+        """The agent still watches this job. Where ``spec.keepalive_s`` is set, a backend whose
+        jobs can outlive their agent stops (as ``stop`` does: SIGTERM, grace, SIGKILL) a job not
+        kept alive for that long. Harmless on a job that has ended or was cleaned up."""
 
     def check_handle(self, handle: Handle) -> None:
         if handle.backend != self.name:

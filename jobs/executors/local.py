@@ -9,10 +9,17 @@ any process can find it again from the handle's state (the job's directory and p
   going to one log file, which ``logs()`` follows;
 - it enforces the max runtime, then, when the command ends, kills what the job left behind (as
   the end of a container would) and writes ``exit.json``;
+- where the spec sets ``keepalive_s``, it stops the job once the lease file (``keepalive``,
+  touched by ``keepalive()``) has not changed for that long: its agent is gone, and the server
+  has freed the job's GPUs;
 - it holds an exclusive ``flock`` on ``supervisor.lock`` while it lives, which is how another
   process tells a running job from one whose supervisor died (no pid that could be reused).
 
 ``stop()`` writes a marker (so the end is recorded as stopped), then signals the process group.
+
+The job's Python finds the Ferry SDK (the ``ferry`` package this process imports) on its
+``PYTHONPATH``: bound read-only at /ferry/sdk/ferry in the sandbox, linked from the state
+directory (``sdk/ferry``) without one.
 
 With bwrap the job sees /usr, /etc and friends read-only, its mounts at /ferry/... and
 /floyd/..., a private /tmp, no capabilities, and no network when the spec says so. Without it
@@ -22,6 +29,7 @@ and nothing stops it writing to its inputs — see ``Executor.sandboxed``.
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -40,6 +48,7 @@ from jobs.executors.base import (
     CODE_TARGET,
     DEFAULT_STOP_GRACE_S,
     FLOYD_CODE_TARGET,
+    SDK_TARGET,
     Executor,
     ExecutorError,
     Exit,
@@ -52,6 +61,7 @@ from jobs.executors.base import (
 from jobs.executors.logs import follow
 
 STATE_DIR = ".executor"  # inside the job's workdir: the log, the exit record, the private /tmp
+KEEPALIVE_CHECK_S = 1.0  # the most the supervisor waits between looks at the lease
 SANDBOX_TMP = "/tmp"
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -76,6 +86,7 @@ class _Plan(TypedDict):
     cwd: str
     sandboxed: bool
     max_runtime_s: int | None
+    keepalive_s: float | None
     grace_s: float
 
 
@@ -105,6 +116,16 @@ class _Paths:
     @property
     def lock(self) -> Path:
         return self.root / "supervisor.lock"
+
+    @property
+    def keepalive(self) -> Path:
+        """The lease: its agent touches it while it watches the job."""
+        return self.root / "keepalive"
+
+    @property
+    def sdk(self) -> Path:
+        """On the PYTHONPATH of a job without a sandbox: holds a link named ``ferry``."""
+        return self.root / "sdk"
 
     @property
     def tmp(self) -> Path:
@@ -149,9 +170,14 @@ class LocalExecutor(Executor):
         except FileExistsError:
             raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
         paths.tmp.mkdir()
+        paths.keepalive.touch()  # the lease runs from now
         spec.code_dir.mkdir(exist_ok=True)
+        sdk = sdk_package()
         try:
-            pgid = _start_supervisor(paths, self._plan(spec, paths))
+            if sdk is not None and not self._sandbox:
+                paths.sdk.mkdir()
+                (paths.sdk / "ferry").symlink_to(sdk, target_is_directory=True)
+            pgid = _start_supervisor(paths, self._plan(spec, paths, sdk))
         except BaseException:
             shutil.rmtree(paths.root, ignore_errors=True)  # so it can be launched again
             raise
@@ -198,6 +224,15 @@ class LocalExecutor(Executor):
         self.stop(handle, grace_s=0)
         shutil.rmtree(job.paths.root, ignore_errors=True)
 
+    def keepalive(self, handle: Handle) -> None:
+        try:
+            job = self._job(handle)
+        except JobNotFound:
+            return
+        # Only an existing lease is renewed: cleanup may remove it at any moment.
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(job.paths.keepalive)
+
     def _job(self, handle: Handle) -> "_Job":
         self.check_handle(handle)
         state_dir, pgid = handle.data.get("state_dir"), handle.data.get("pgid")
@@ -208,20 +243,23 @@ class LocalExecutor(Executor):
             raise JobNotFound(f"No local job {handle.job_id} at {state_dir} (cleaned up?).")
         return job
 
-    def _plan(self, spec: JobSpec, paths: _Paths) -> _Plan:
+    def _plan(self, spec: JobSpec, paths: _Paths, sdk: Path | None) -> _Plan:
         shell = ["/bin/sh", "-c", spec.command]
         if self._sandbox:
-            argv = [*sandbox_args(spec, paths.tmp), "--", *shell]
-            env = job_env(spec, code=str(CODE_TARGET), tmp=SANDBOX_TMP, mounts=_in_sandbox)
+            argv = [*sandbox_args(spec, paths.tmp, sdk), "--", *shell]
+            sdk_path = str(SDK_TARGET) if sdk else None
+            env = job_env(spec, str(CODE_TARGET), SANDBOX_TMP, _in_sandbox, sdk_path)
         else:
             argv = shell
-            env = job_env(spec, code=str(spec.code_dir), tmp=str(paths.tmp), mounts=_on_host)
+            sdk_path = str(paths.sdk) if sdk else None
+            env = job_env(spec, str(spec.code_dir), str(paths.tmp), _on_host, sdk_path)
         return {
             "argv": argv,
             "env": env,
             "cwd": str(spec.code_dir),
             "sandboxed": self._sandbox,
             "max_runtime_s": spec.max_runtime_s,
+            "keepalive_s": spec.keepalive_s,
             "grace_s": self._timeout_grace_s,
         }
 
@@ -234,10 +272,15 @@ def _on_host(mount: Mount) -> str:
     return str(mount.source)
 
 
-def job_env(spec: JobSpec, code: str, tmp: str, mounts: Callable[[Mount], str]) -> dict[str, str]:
+def job_env(
+    spec: JobSpec, code: str, tmp: str, mounts: Callable[[Mount], str], sdk: str | None = None
+) -> dict[str, str]:
     """A clean environment: the basics, then the spec's, then what Ferry decides, which the
-    spec cannot override (a job never sees GPUs it was not given)."""
+    spec cannot override (a job never sees GPUs it was not given). ``sdk``: the directory
+    holding the ferry package, put first on the job's PYTHONPATH."""
     env = {**BASE_ENV, "HOME": tmp, "TMPDIR": tmp, **spec.env}
+    if sdk is not None:
+        env["PYTHONPATH"] = ":".join(filter(None, [sdk, spec.env.get("PYTHONPATH")]))
     env.update(
         FERRY_JOB_ID=spec.job_id,
         FERRY_CODE=code,
@@ -247,6 +290,18 @@ def job_env(spec: JobSpec, code: str, tmp: str, mounts: Callable[[Mount], str]) 
     )
     env.update({mount.env_name: mounts(mount) for mount in spec.mounts})
     return env
+
+
+def sdk_package() -> Path | None:
+    """The directory of the ``ferry`` package this process would import, which jobs are shown;
+    None where there is none (the SDK is a convenience: a job runs without it)."""
+    spec = importlib.util.find_spec("ferry")
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        return None
+    package = Path(locations[0]).resolve()
+    # A namespace package (a stray ferry/ directory without __init__) is not the SDK.
+    return package if (package / "__init__.py").is_file() else None
 
 
 # --- the sandbox ------------------------------------------------------------------------------
@@ -269,8 +324,9 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def sandbox_args(spec: JobSpec, tmp: Path) -> list[str]:
-    """bwrap's arguments for the job, up to (not including) the command."""
+def sandbox_args(spec: JobSpec, tmp: Path, sdk: Path | None = None) -> list[str]:
+    """bwrap's arguments for the job, up to (not including) the command; ``sdk`` is the ferry
+    package's directory, shown read-only in /ferry/sdk."""
     bwrap = shutil.which("bwrap") or "bwrap"
     # --new-session: the command leads a process group without bwrap in it. bwrap dies of
     # SIGTERM, and with --die-with-parent its death SIGKILLs the command before a trap could run,
@@ -283,6 +339,8 @@ def sandbox_args(spec: JobSpec, tmp: Path) -> list[str]:
     for mount in spec.mounts:
         kind = "--ro-bind" if mount.read_only else "--bind"
         args += [kind, str(mount.source), mount.target, kind, str(mount.source), mount.floyd_target]
+    if sdk is not None:
+        args += ["--ro-bind", str(sdk), str(SDK_TARGET / "ferry")]
     if spec.resources.gpus:
         # All NVIDIA nodes: CUDA wants the control devices too, and a device's minor number
         # need not be its index. CUDA_VISIBLE_DEVICES picks the allocated ones.
@@ -412,6 +470,9 @@ def supervise() -> None:
     if plan["max_runtime_s"] is not None:
         limits = (plan["max_runtime_s"], plan["grace_s"], pgid, ended, timed_out)
         threading.Thread(target=_enforce_max_runtime, args=limits, daemon=True).start()
+    if plan["keepalive_s"] is not None:
+        lease = (paths, plan["keepalive_s"], plan["grace_s"], pgid, ended)
+        threading.Thread(target=_enforce_keepalive, args=lease, daemon=True).start()
     returncode = job.wait()
     ended.set()
     _kill_group(pgid, signal.SIGKILL)  # what the job left running in the background
@@ -499,6 +560,50 @@ def _enforce_max_runtime(
     if ended.wait(max_runtime_s):
         return
     timed_out.set()
+    _terminate(pgid, grace_s, ended)
+
+
+def _enforce_keepalive(
+    paths: _Paths, keepalive_s: float, grace_s: float, pgid: int, ended: threading.Event
+) -> None:
+    """Stop the job, as ``stop()`` would, once its lease has not changed for ``keepalive_s``."""
+    # Counted on this process's monotonic clock from when a change was seen, not from the
+    # mtime itself: a wall clock set forward (NTP) must not stop a watched job.
+    seen, since = _mtime_ns(paths.keepalive), time.monotonic()
+    while not ended.wait(min(KEEPALIVE_CHECK_S, keepalive_s / 4)):
+        if (mtime := _mtime_ns(paths.keepalive)) != seen:
+            seen, since = mtime, time.monotonic()
+        elif time.monotonic() - since >= keepalive_s:
+            paths.stopped.touch()
+            _say(
+                paths.log,
+                f"stopped: nothing watched this job for {keepalive_s:g} s (its agent is gone)",
+            )
+            _terminate(pgid, grace_s, ended)
+            return
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _say(log: Path, message: str) -> None:
+    """Add a line of Ferry's own to the job's log, on a line of its own even if the job is
+    half-way through one. One write to a file opened for appending, as every writer of the
+    log has it: it lands whole, between the job's writes, never inside one."""
+    fd = os.open(log, os.O_RDWR | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        mid_line = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, b"\n" * mid_line + f"[ferry] {message}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _terminate(pgid: int, grace_s: float, ended: threading.Event) -> None:
     _kill_group(pgid, signal.SIGTERM)
     if not ended.wait(grace_s):
         _kill_group(pgid, signal.SIGKILL)

@@ -3,11 +3,13 @@
 import json
 import os
 import resource
+import shlex
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import ferry
 import pytest
 
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
@@ -124,6 +126,20 @@ def test_logs_arrive_while_the_job_runs(executor: Executor, run: Callable[..., H
     assert executor.wait(handle, timeout=0) is None
 
 
+def test_a_quiet_job_still_gives_its_reader_a_chunk_each_second(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    handle = run("echo first; sleep 30")
+    chunks = executor.logs(handle)
+    assert next(chunk for chunk in chunks if chunk) == b"first\n"
+    started = time.monotonic()
+
+    quiet = [next(chunks) for _ in range(2)]
+
+    assert quiet == [b"", b""]  # nothing printed, yet the reader may act (flush) on time
+    assert time.monotonic() - started < 2.5
+
+
 def test_stdout_and_stderr_are_both_captured(
     executor: Executor, run: Callable[..., Handle]
 ) -> None:
@@ -223,6 +239,28 @@ def test_the_spec_env_reaches_the_job(executor: Executor, run: Callable[..., Han
     assert all_logs(executor, handle) == "hello there"
 
 
+def test_the_jobs_python_imports_the_ferry_sdk(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    script = "import ferry, sys; print(ferry.__name__, ferry.__version__)"
+    handle = run(f"python3 -c {shlex.quote(script)}")
+
+    assert finish(executor, handle).code == 0
+    assert all_logs(executor, handle) == f"ferry {ferry.__version__}\n"
+
+
+def test_the_jobs_own_pythonpath_works_beside_the_sdk(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    (job_dir / "job" / "code" / "lib").mkdir()
+    (job_dir / "job" / "code" / "lib" / "mine.py").write_text("NAME = 'mine'\n")
+    script = "import ferry, mine; print(ferry.__name__, mine.NAME)"
+    handle = run(f"python3 -c {shlex.quote(script)}", env={"PYTHONPATH": "lib"})  # from the code
+
+    assert finish(executor, handle).code == 0
+    assert all_logs(executor, handle) == "ferry mine\n"
+
+
 # --- stopping -----------------------------------------------------------------------------------
 
 
@@ -293,6 +331,21 @@ def test_stop_twice_is_harmless(executor: Executor, run: Callable[..., Handle]) 
     executor.stop(handle, grace_s=5)
 
     assert finish(executor, handle, timeout=0).stopped
+
+
+def test_keepalive_is_harmless_while_running_after_the_end_and_after_cleanup(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    handle = run("echo ready; sleep 0.2", keepalive_s=60)
+    read_until(executor, handle, "ready")
+    executor.keepalive(handle)
+    ended = finish(executor, handle)
+
+    executor.keepalive(handle)
+    executor.cleanup(handle)
+    executor.keepalive(handle)
+
+    assert ended == Exit(0, None, timed_out=False, stopped=False)
 
 
 # --- finding a job again ------------------------------------------------------------------------
@@ -369,6 +422,8 @@ def test_an_empty_command_is_refused_before_launching(executor: Executor, job_di
         ("/ferry/input/bad name", "letters, digits"),
         ("/ferry/code", "reserved"),
         ("/ferry/input", "reserved"),
+        ("/ferry/sdk", "reserved"),
+        ("/ferry/sdk/ferry", "reserved"),
     ],
 )
 def test_a_mount_target_outside_the_layout_is_refused(
@@ -399,6 +454,12 @@ def test_each_mount_is_named_by_a_variable_and_a_floyd_path(job_dir: Path) -> No
     assert mount.env_name == "FERRY_INPUT_MNIST_V1_2"
     assert mount.floyd_target == "/floyd/input/mnist-v1.2"
     assert Mount.output(job_dir / "output").env_name == "FERRY_OUTPUT"
+
+
+@pytest.mark.parametrize("keepalive_s", [0, -1.5])
+def test_a_keepalive_that_is_not_positive_is_refused(job_dir: Path, keepalive_s: float) -> None:
+    with pytest.raises(ValueError, match="keepalive_s must be positive"):
+        spec_for(job_dir, "true", keepalive_s=keepalive_s)
 
 
 def test_a_handle_survives_json_and_junk_is_refused() -> None:

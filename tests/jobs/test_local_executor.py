@@ -141,6 +141,59 @@ def test_cleanup_stops_a_running_job_and_forgets_it(
     executor.cleanup(handle)
 
 
+# --- the keepalive lease ---------------------------------------------------------------------
+
+
+UNWATCHED = "[ferry] stopped: nothing watched this job for 1 s (its agent is gone)\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("echo started", f"started\n{UNWATCHED}"),
+        ("printf half-a-line", f"half-a-line\n{UNWATCHED}"),
+    ],
+    ids=["after-a-line", "mid-line"],
+)
+def test_a_job_nobody_keeps_alive_is_stopped_and_its_log_says_why(
+    executor: LocalExecutor, run: Callable[..., Handle], command: str, expected: str
+) -> None:
+    started = time.monotonic()
+    handle = run(f"{command}; sleep 30", keepalive_s=1)
+
+    ended = finish(executor, handle, timeout=10)
+
+    assert 1 <= time.monotonic() - started < 5
+    assert ended.stopped
+    assert not ended.timed_out
+    assert all_logs(executor, handle) == expected
+
+
+def test_a_job_kept_alive_runs_on(
+    sandbox: bool, executor: LocalExecutor, run: Callable[..., Handle]
+) -> None:
+    handle = run("echo started; sleep 30", keepalive_s=1)
+    # As a restarted agent would: another executor, the handle from its stored state.
+    agent, restored = LocalExecutor(sandbox=sandbox), Handle.from_state(handle.to_state())
+
+    until = time.monotonic() + 3
+    while time.monotonic() < until:
+        agent.keepalive(restored)
+        assert executor.wait(handle, timeout=0.2) is None, "stopped though kept alive"
+
+    executor.stop(handle, grace_s=1)
+    assert "[ferry]" not in all_logs(executor, handle)
+
+
+def test_a_job_without_a_lease_is_not_stopped_for_want_of_keepalives(
+    executor: LocalExecutor, run: Callable[..., Handle]
+) -> None:
+    handle = run("sleep 2; echo done", keepalive_s=None)
+
+    assert finish(executor, handle) == Exit(0, None, timed_out=False, stopped=False)
+    assert all_logs(executor, handle) == "done\n"
+
+
 # --- the environment ----------------------------------------------------------------------------
 
 
@@ -163,6 +216,26 @@ def test_the_env_is_clean_and_ferrys_variables_win(
     assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert env["FERRY_OUTPUT"] != "/elsewhere"
     assert env["FERRY_JOB_ID"] == "job-1"
+
+
+def test_the_sdk_comes_first_on_the_pythonpath_and_the_jobs_own_follows(
+    executor: LocalExecutor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    handle = run('printf %s "$PYTHONPATH"', env={"PYTHONPATH": "/mine:/also-mine"})
+    finish(executor, handle)
+
+    sdk = "/ferry/sdk" if executor.sandboxed else str(job_dir / "job" / STATE_DIR / "sdk")
+    assert all_logs(executor, handle) == f"{sdk}:/mine:/also-mine"
+
+
+def test_without_the_sdk_the_job_runs_and_its_pythonpath_is_its_own(
+    executor: LocalExecutor, run: Callable[..., Handle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_module, "sdk_package", lambda: None)
+    handle = run('echo "${PYTHONPATH-unset}"; [ -e /ferry/sdk ] || echo no-sdk')
+
+    assert finish(executor, handle).code == 0
+    assert all_logs(executor, handle) == "unset\nno-sdk\n"
 
 
 def test_no_network_without_a_sandbox_is_refused(job_dir: Path) -> None:
@@ -208,8 +281,8 @@ def test_a_sandbox_that_fails_to_start_is_a_launch_error(
 ) -> None:
     real = local_module.sandbox_args
 
-    def broken(spec: JobSpec, tmp: Path) -> list[str]:
-        return [*real(spec, tmp), "--ro-bind", str(job_dir / "missing"), "/ferry/missing"]
+    def broken(spec: JobSpec, tmp: Path, sdk: Path | None) -> list[str]:
+        return [*real(spec, tmp, sdk), "--ro-bind", str(job_dir / "missing"), "/ferry/missing"]
 
     monkeypatch.setattr(local_module, "sandbox_args", broken)
 
