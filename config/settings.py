@@ -169,6 +169,8 @@ FERRY_MAX_JOB_INPUTS = env.int("FERRY_MAX_JOB_INPUTS", default=16)
 FERRY_MAX_CODE_BYTES = env.int("FERRY_MAX_CODE_BYTES", default=256 * 1024 * 1024)
 # After SIGTERM, a stopping job has this long to exit before SIGKILL.
 FERRY_JOB_STOP_GRACE_S = env.int("FERRY_JOB_STOP_GRACE_S", default=10)
+# A running job's output is kept this often (when it changed), besides on ferry.checkpoint().
+FERRY_CHECKPOINT_INTERVAL_S = env.int("FERRY_CHECKPOINT_INTERVAL_S", default=300)
 # Where an agent keeps its blob cache and its jobs' directories.
 FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")
 

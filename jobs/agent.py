@@ -4,24 +4,33 @@
 the job on only through ``jobs.status.job_transition``, and only from the status it expects, so
 a task delivered twice, or one whose job was stopped or lost meanwhile, does nothing harmful.
 While the job runs, the agent beats once a second: it stamps the job's heartbeat (the reaper
-marks jobs whose heartbeat stops as lost) and looks whether someone asked the job to stop.
+marks jobs whose heartbeat stops as lost), renews the executor's keepalive (so a job whose
+agent died is stopped, not left holding what the server gave to others), keeps checkpoints of
+its output (``jobs.checkpoints``), and looks whether someone asked the job to stop.
+
+The job's handle is saved in its directory, so that an agent started again after a crash takes
+it up where it was (``jobs.recovery``).
 """
 
 import logging
 import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from ferry.checkpoint import read_json, write_whole
 
 from blobs.cache import BlobCache, tree_files
-from blobs.services import tree_store_directory
+from blobs.models import Tree
 from fleet.models import Allocation
 from fleet.services import allocation_release, schedule_soon
+from jobs.checkpoints import Checkpoints, output_store
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
 from jobs.logs import log_append
 from jobs.models import FINISHED, Job, JobStatus
@@ -32,6 +41,8 @@ from tracking.services import metrics_record
 logger = logging.getLogger(__name__)
 
 BEAT_S = 1.0
+CONTROL_TARGET = "/ferry/control"  # $FERRY_CONTROL: see ferry.checkpoint
+HANDLE_FILE = "handle.json"  # in the job's directory: how to find the job again
 LOG_FLUSH_BYTES = 256 * 1024
 
 
@@ -43,8 +54,16 @@ class AgentPaths:
     def cache(self) -> Path:
         return self.root / "cache"
 
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
     def job(self, job_id: int) -> Path:
-        return self.root / "jobs" / str(job_id)
+        return self.jobs / str(job_id)
+
+    def unsaved(self, job_id: int) -> Path:
+        """Where the output of a job goes when it could not be stored."""
+        return self.root / "unsaved" / str(job_id)
 
 
 def agent_paths() -> AgentPaths:
@@ -67,11 +86,45 @@ def run_job(job_id: int, executor: Executor | None = None) -> str:
     except Exception as exc:  # whatever broke, the job must end, and say why
         logger.exception("job %s could not be started", job_id)
         return finish(job, Exit(code=None, signal=None), f"could not start: {exc}", paths)
+    handle_save(paths.job(job_id), handle)  # so that an agent started again finds the job
     if not job_transition(job_id, JobStatus.RUNNING, only_from=frozenset({JobStatus.STARTING})):
         executor.stop(handle, grace_s=settings.FERRY_JOB_STOP_GRACE_S)
-    ended = supervise(job_id, executor, handle)
+    return watch(job, executor, handle, paths)
+
+
+def watch(
+    job: Job, executor: Executor, handle: Handle, paths: AgentPaths, log_from: int = 0
+) -> str:
+    """See a launched job to its end: supervise it, then keep its output and final status.
+    ``log_from``: how much of its log is stored already (an agent watching it again)."""
+    ended = supervise(job.id, executor, handle, checkpoints_of(job, paths), log_from=log_from)
     executor.cleanup(handle)
     return finish(job, ended, "", paths)
+
+
+def handle_save(workdir: Path, handle: Handle) -> None:
+    write_whole(workdir / HANDLE_FILE, dict(handle.to_state()))
+
+
+def handle_load(workdir: Path) -> Handle | None:
+    """The handle saved in ``workdir``; None if there is none (the job never started)."""
+    state = read_json(workdir / HANDLE_FILE)
+    try:
+        return Handle.from_state(state) if state is not None else None
+    except ValueError:
+        return None
+
+
+def checkpoints_of(job: Job, paths: AgentPaths) -> Checkpoints | None:
+    if job.created_by_id is None:
+        return None  # its author is gone: nobody to own what it stores
+    return Checkpoints(
+        job_id=job.id,
+        owner_id=job.created_by_id,
+        output_dir=paths.job(job.id) / "output",
+        control_dir=paths.job(job.id) / "control",
+        interval_s=settings.FERRY_CHECKPOINT_INTERVAL_S,
+    )
 
 
 def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
@@ -93,6 +146,8 @@ def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
         mounts.append(Mount.input(item.name, target))
     (workdir / "output").mkdir()
     mounts.append(Mount.output(workdir / "output"))
+    (workdir / "control").mkdir()  # where ferry.checkpoint() asks for a checkpoint
+    mounts.append(Mount(source=workdir / "control", target=CONTROL_TARGET, read_only=False))
     allocation = Allocation.objects.filter(job_id=job.id).first()
     gpus = tuple(allocation.gpu_indices) if allocation is not None else ()
     return JobSpec(
@@ -105,16 +160,30 @@ def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
         | {"FERRY_JOB": str(job)},
         resources=Resources(job.machine_type.cpus, job.machine_type.memory_mb, gpus),
         max_runtime_s=job.max_runtime_s,
+        # A job outliving its agent is stopped once the server would count it lost.
+        keepalive_s=settings.FERRY_JOB_HEARTBEAT_TIMEOUT_S,
     )
 
 
-def supervise(job_id: int, executor: Executor, handle: Handle) -> Exit:
-    """Pump the log while the job runs; beat; stop it when asked. Returns how it ended."""
-    pump = threading.Thread(target=pump_logs, args=(job_id, executor, handle), daemon=True)
+def supervise(
+    job_id: int,
+    executor: Executor,
+    handle: Handle,
+    checkpoints: Checkpoints | None = None,
+    log_from: int = 0,
+) -> Exit:
+    """Pump the log while the job runs; beat; keep checkpoints; stop it when asked. Returns
+    how it ended."""
+    pump = threading.Thread(
+        target=pump_logs, args=(job_id, executor, handle, log_from), daemon=True
+    )
     pump.start()
     stopping = False
     while (ended := executor.wait(handle, timeout=BEAT_S)) is None:
         status = beat(job_id)
+        executor.keepalive(handle)
+        if checkpoints is not None and not stopping:
+            checkpoints.tick()
         # Stopping asked for, or the server gave the job up (lost: its allocation is free and
         # may be another job's already): either way the process must end.
         if (status == JobStatus.STOPPING or status in FINISHED) and not stopping:
@@ -123,6 +192,8 @@ def supervise(job_id: int, executor: Executor, handle: Handle) -> Exit:
                 target=executor.stop, args=(handle, settings.FERRY_JOB_STOP_GRACE_S), daemon=True
             ).start()
     pump.join()
+    if checkpoints is not None:
+        checkpoints.close()
     return ended
 
 
@@ -131,15 +202,19 @@ def beat(job_id: int) -> str:
     return str(Job.objects.filter(id=job_id).values_list("status", flat=True).get())
 
 
-def pump_logs(job_id: int, executor: Executor, handle: Handle) -> None:
+def pump_logs(job_id: int, executor: Executor, handle: Handle, start: int = 0) -> None:
     """Copy the job's output into its log, a chunk at least every second, recording the
-    metric lines it prints (``{"metric": "accuracy", "value": 0.98, "step": 3}``) as it goes."""
-    offset, buffer, flushed_at = 0, bytearray(), time.monotonic()
+    metric lines it prints (``{"metric": "accuracy", "value": 0.98, "step": 3}``) as it goes.
+    The first ``start`` bytes are stored already and skipped."""
+    offset, skip, buffer, flushed_at = start, start, bytearray(), time.monotonic()
     metrics = MetricLineParser()
     try:
         for chunk in executor.logs(handle):
-            buffer += chunk
-            if len(buffer) >= LOG_FLUSH_BYTES or time.monotonic() - flushed_at >= BEAT_S:
+            if skip:
+                chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+            buffer += chunk  # empty while the job is quiet: a chance to flush on time
+            due = len(buffer) >= LOG_FLUSH_BYTES or time.monotonic() - flushed_at >= BEAT_S
+            if buffer and due:
                 _flush(job_id, offset, bytes(buffer), metrics.feed(bytes(buffer)))
                 offset, buffer, flushed_at = offset + len(buffer), bytearray(), time.monotonic()
         _flush(job_id, offset, bytes(buffer), metrics.feed(bytes(buffer)) + metrics.close())
@@ -155,20 +230,32 @@ def _flush(job_id: int, offset: int, data: bytes, points: list[MetricPoint]) -> 
 
 def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:
     """Keep the output, write the final status, free the host's resources."""
-    output = None
-    output_dir = paths.job(job.id) / "output"
-    if output_dir.is_dir() and job.created_by_id is not None:
-        try:
-            output = tree_store_directory(output_dir, owner_id=job.created_by_id)
-        except Exception as exc:
-            logger.exception("the output of job %s could not be kept", job.id)
-            problem = problem or f"its output could not be kept: {exc}"
+    output, problem = keep_output(job, paths, problem)
     status, reason = outcome(job.id, ended, problem)
-    job_transition(job.id, status, reason=reason, exit_code=ended.code, output_tree=output)
+    # An output that could not be kept leaves the last checkpoint as the job's output.
+    kept: dict[str, Any] = {"output_tree": output} if output is not None else {}
+    job_transition(job.id, status, reason=reason, exit_code=ended.code, **kept)
     allocation_release(job.id)
     schedule_soon()
     shutil.rmtree(paths.job(job.id), ignore_errors=True)
     return str(status)
+
+
+def keep_output(job: Job, paths: AgentPaths, problem: str) -> tuple[Tree | None, str]:
+    """Store the job's output; on failure say so in ``problem`` and move the files aside on
+    the host, where an operator can still find them: an output is never lost silently."""
+    output_dir = paths.job(job.id) / "output"
+    if not output_dir.is_dir() or job.created_by_id is None:
+        return None, problem
+    try:
+        return output_store(output_dir, job.created_by_id), problem
+    except Exception as exc:
+        logger.exception("the output of job %s could not be kept", job.id)
+        aside = paths.unsaved(job.id)
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        output_dir.rename(aside)
+        where = f"{socket.gethostname()}:{aside}"
+        return None, problem or f"its output could not be kept ({exc}); it is left at {where}"
 
 
 def outcome(job_id: int, ended: Exit, problem: str) -> tuple[JobStatus, str]:

@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 
 from core.realtime import group_send_on_commit
 from jobs.models import FINISHED, Job, JobLogChunk
@@ -66,3 +67,9 @@ def log_follow(job: Job, offset: int, wait_s: float) -> LogSlice:
         if found.data or found.finished or time.monotonic() >= deadline:
             return found
         time.sleep(POLL_S)
+
+
+def log_size(job_id: int) -> int:
+    """How many bytes of the job's log are stored."""
+    end = JobLogChunk.objects.filter(job_id=job_id).aggregate(end=Max("end"))["end"]
+    return int(end or 0)

@@ -93,6 +93,8 @@ class Job(models.Model):
     output_tree = models.ForeignKey(
         Tree, null=True, blank=True, on_delete=models.PROTECT, related_name="output_of_jobs"
     )
+    # When output_tree was last written: by a checkpoint while the job runs, then at its end.
+    output_at = models.DateTimeField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
     max_runtime_s = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)

@@ -87,8 +87,8 @@ class JobOutput(serializers.ModelSerializer[Job]):
         fields = [
             "id", "number", "name", "project", "mode", "command", "message", "environment",
             "machine", "code", "inputs", "params", "max_runtime_s", "status", "status_reason",
-            "exit_code", "output", "output_size", "host", "created_by", "created_at", "started_at",
-            "finished_at",
+            "exit_code", "output", "output_size", "output_at", "host", "created_by", "created_at",
+            "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from blobs.models import Tree
@@ -15,6 +16,7 @@ from fleet.services import allocation_release, schedule_soon
 from jobs.inputs import InputRequest, resolve_inputs
 from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
 from jobs.status import job_transition
+from projects.events import project_event_publish
 from projects.models import Project
 from projects.policy import ProjectAction, authorize_project
 
@@ -204,3 +206,22 @@ def _source_of(item: JobInput) -> str:
     source = item.source_job
     assert source is not None
     return f"{source.project.owner_name}/projects/{source.project.name}/{source.number}/output"
+
+
+# While its process runs, a job's checkpoints are recorded.
+RUNNING_STATUSES = frozenset({JobStatus.STARTING, JobStatus.RUNNING, JobStatus.STOPPING})
+
+
+def job_checkpoint_record(job_id: int, tree: Tree) -> bool:
+    """Make ``tree`` the output of a job still running (a checkpoint its agent kept): if the
+    job is lost later, this is what remains. False, and nothing written, once it has ended,
+    since its final output, or the last checkpoint before it was lost, is then what counts."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("project").filter(id=job_id).first()
+        if job is None or job.status not in RUNNING_STATUSES:
+            return False
+        job.output_tree, job.output_at = tree, timezone.now()
+        job.save(update_fields=["output_tree", "output_at"])
+        event = {"job": str(job), "number": job.number, "output": tree.digest}
+        project_event_publish(job.project, "job.checkpoint", event)
+    return True

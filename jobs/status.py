@@ -83,6 +83,9 @@ def _apply(job: Job, to: JobStatus, reason: str, extra: dict[str, Any]) -> None:
     for name, value in extra.items():
         setattr(job, name, value)
     fields = ["status", "status_reason", *extra]
+    if "output_tree" in extra:
+        job.output_at = now
+        fields.append("output_at")
     if to == S.RUNNING and job.started_at is None:
         job.started_at = now
         fields.append("started_at")

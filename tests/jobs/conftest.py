@@ -1,11 +1,23 @@
-"""Fixtures the executor suites share; each module gives its own ``executor`` and ``job_dir``."""
+"""Fixtures the job suites share.
+
+The executor suites give their own ``executor`` and ``job_dir``; the agent's suites use ``api``
+and ``submitted``.
+"""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
 
+from fleet.inventory import inventory_read
+from fleet.scheduler import schedule
+from fleet.services import host_register
 from jobs.executors import Executor, Handle
+from jobs.models import Job
+from tests.conftest import client_for
+from tests.factories import ProjectFactory, UserFactory
 from tests.jobs.test_executor_contract import spec_for
 
 
@@ -21,3 +33,27 @@ def run(executor: Executor, job_dir: Path) -> Iterator[Callable[..., Handle]]:
     yield launch
     for handle in handles:
         executor.cleanup(handle)
+
+
+# --- jobs run by the agent, through the API -----------------------------------------------------
+
+JOBS = "/api/v1/projects/alice/mnist/jobs"
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> APIClient:
+    """Alice's client, her project alice/mnist, and this machine registered as host "here"."""
+    settings.FERRY_AGENT_DIR = tmp_path / "agent"
+    settings.FERRY_JOB_STOP_GRACE_S = 1
+    alice = UserFactory.create(username="alice")
+    ProjectFactory.create(name="mnist", owner_user=alice)
+    host_register("here", inventory_read())
+    return client_for(alice)
+
+
+def submitted(api: APIClient, command: str, **body: object) -> Job:
+    """Submit a job of ``command`` and place it on a host; its agent is the test's to play."""
+    response = api.post(JOBS, {"command": command, **body}, format="json")
+    assert response.status_code == 202, response.json()
+    assert schedule()["placed"] == 1, Job.objects.values("status", "status_reason")
+    return Job.objects.get(number=response.json()["number"])

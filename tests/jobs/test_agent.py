@@ -6,24 +6,18 @@ is taken by calling the task's function here, in the test process.
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
-from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from blobs.storage import get_storage
-from fleet.inventory import inventory_read
 from fleet.models import Allocation
-from fleet.scheduler import schedule
-from fleet.services import host_register
 from jobs.agent import run_job
 from jobs.logs import log_read
 from jobs.models import Job
 from tests.blobs.test_upload_api import upload
-from tests.conftest import client_for
-from tests.factories import ProjectFactory, UserFactory
+from tests.jobs.conftest import JOBS, submitted
 from tracking.models import Metric
 
 pytestmark = [
@@ -31,7 +25,6 @@ pytestmark = [
     pytest.mark.usefixtures("configured_storage"),
 ]
 
-JOBS = "/api/v1/projects/alice/mnist/jobs"
 TRAIN = b"""\
 import os, json, pathlib
 data = pathlib.Path(os.environ["FERRY_INPUT_MNIST"]) / "train.csv"
@@ -39,23 +32,6 @@ print("rows:", len(data.read_text().splitlines()), flush=True)
 print(json.dumps({"metric": "accuracy", "value": 0.98, "step": 1}), flush=True)
 pathlib.Path(os.environ["FERRY_OUTPUT"], "model.txt").write_text("weights")
 """
-
-
-@pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> APIClient:
-    settings.FERRY_AGENT_DIR = tmp_path / "agent"
-    settings.FERRY_JOB_STOP_GRACE_S = 1
-    alice = UserFactory.create(username="alice")
-    ProjectFactory.create(name="mnist", owner_user=alice)
-    host_register("here", inventory_read())
-    return client_for(alice)
-
-
-def submitted(api: APIClient, command: str, **body: object) -> Job:
-    response = api.post(JOBS, {"command": command, **body}, format="json")
-    assert response.status_code == 202, response.json()
-    assert schedule()["placed"] == 1, Job.objects.values("status", "status_reason")
-    return Job.objects.get(number=response.json()["number"])
 
 
 def test_a_job_reads_its_input_prints_and_keeps_its_output(api: APIClient) -> None:
@@ -137,3 +113,31 @@ def test_a_job_that_cannot_be_laid_out_fails_and_says_why(api: APIClient) -> Non
     job.refresh_from_db()
     assert job.status_reason.startswith("could not start:")
     assert Allocation.objects.get(job=job).released_at is not None
+
+
+def test_a_line_is_stored_within_a_second_or_two_even_if_the_job_goes_quiet(
+    api: APIClient,
+) -> None:
+    job = submitted(api, "echo hello; sleep 4")
+
+    def agent() -> None:
+        try:
+            run_job(job.id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while Job.objects.get(id=job.id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        while b"hello" not in log_read(job, 0).data and time.monotonic() - started < 3.5:
+            time.sleep(0.05)
+
+        assert log_read(job, 0).data == b"hello\n"
+        assert time.monotonic() - started < 2.5  # one beat's flush, not the job's end
+        assert Job.objects.get(id=job.id).status == "running"
+    finally:
+        thread.join(30)

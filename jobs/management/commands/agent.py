@@ -1,7 +1,8 @@
 """``python manage.py agent``: register this machine as a host and run its jobs.
 
 It reads the machine's inventory (cpus, memory, GPUs through NVML), registers or updates the
-host, beats for it in the background, and runs a Celery worker on the host's own queue.
+host, beats for it in the background, takes up the jobs an earlier run of it left running
+(``jobs.recovery``), and runs a Celery worker on the host's own queue.
 """
 
 import socket
@@ -15,6 +16,8 @@ from django.db import close_old_connections
 from config.celery_app import app
 from fleet.inventory import inventory_read
 from fleet.services import host_heartbeat, host_register
+from jobs.agent import agent_paths, make_executor
+from jobs.recovery import recover_jobs
 
 HEARTBEAT_S = 10.0
 
@@ -33,6 +36,9 @@ class Command(BaseCommand):
             f"jobs under {settings.FERRY_AGENT_DIR}"
         )
         threading.Thread(target=_beat, args=(host.name,), daemon=True).start()
+        taken_up = recover_jobs(host.name, make_executor(), agent_paths())
+        if taken_up:
+            self.stdout.write(f"Watching {len(taken_up)} jobs again that were running here")
         app.worker_main(
             [
                 "worker", "--queues", host.queue, "--concurrency", str(options["concurrency"]),
