@@ -4,16 +4,20 @@ The executor suites give their own ``executor`` and ``job_dir``; the agent's sui
 and ``submitted``.
 """
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from fleet.inventory import inventory_read
 from fleet.scheduler import schedule
 from fleet.services import host_register
+from jobs.agent import run_job
 from jobs.executors import Executor, Handle
 from jobs.models import Job
 from tests.conftest import client_for
@@ -57,3 +61,30 @@ def submitted(api: APIClient, command: str, **body: object) -> Job:
     assert response.status_code == 202, response.json()
     assert schedule()["placed"] == 1, Job.objects.values("status", "status_reason")
     return Job.objects.get(number=response.json()["number"])
+
+
+@pytest.fixture
+def agent() -> Iterator[Callable[[Job], list[str]]]:
+    """Runs a job in a thread as the host's agent would; the list it returns gets the outcome.
+    At the end, jobs waiting for a test's go (a file ``go`` in their control directory) get it,
+    and every thread is joined."""
+    threads: list[threading.Thread] = []
+
+    def start(job: Job) -> list[str]:
+        outcome: list[str] = []
+
+        def work() -> None:
+            try:
+                outcome.append(run_job(job.id))
+            finally:
+                connection.close()
+
+        threads.append(threading.Thread(target=work))
+        threads[-1].start()
+        return outcome
+
+    yield start
+    for control in (Path(settings.FERRY_AGENT_DIR) / "jobs").glob("*/control"):
+        (control / "go").touch()  # a test that failed half-way leaves no job waiting
+    for thread in threads:
+        thread.join(60)

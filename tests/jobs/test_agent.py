@@ -4,11 +4,10 @@ The scheduler, the storage and the local executor are real; the Celery hop to th
 is taken by calling the task's function here, in the test process.
 """
 
-import threading
 import time
+from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from blobs.storage import get_storage
@@ -76,25 +75,17 @@ def test_a_job_delivered_twice_runs_once(api: APIClient) -> None:
     assert run_job(job.id) == "not scheduled"
 
 
-def test_a_running_job_stops_when_asked(api: APIClient) -> None:
+def test_a_running_job_stops_when_asked(api: APIClient, agent: Callable[[Job], list[str]]) -> None:
     job = submitted(
         api, "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.1; done"
     )
-    outcome: list[str] = []
-
-    def agent() -> None:
-        try:
-            outcome.append(run_job(job.id))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=agent)
-    thread.start()
+    outcome = agent(job)
     deadline = time.monotonic() + 20
     while b"started" not in log_read(job, 0).data and time.monotonic() < deadline:
         time.sleep(0.1)
     assert api.post(f"{JOBS}/{job.number}/stop").json()["status"] == "stopping"
-    thread.join(30)
+    while not outcome and time.monotonic() < deadline + 30:
+        time.sleep(0.1)
 
     assert outcome == ["stopped"]
     job.refresh_from_db()
@@ -116,28 +107,17 @@ def test_a_job_that_cannot_be_laid_out_fails_and_says_why(api: APIClient) -> Non
 
 
 def test_a_line_is_stored_within_a_second_or_two_even_if_the_job_goes_quiet(
-    api: APIClient,
+    api: APIClient, agent: Callable[[Job], list[str]]
 ) -> None:
     job = submitted(api, "echo hello; sleep 4")
+    agent(job)
+    deadline = time.monotonic() + 20
+    while Job.objects.get(id=job.id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    while b"hello" not in log_read(job, 0).data and time.monotonic() - started < 3.5:
+        time.sleep(0.05)
 
-    def agent() -> None:
-        try:
-            run_job(job.id)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=agent)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while Job.objects.get(id=job.id).status != "running" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started = time.monotonic()
-        while b"hello" not in log_read(job, 0).data and time.monotonic() - started < 3.5:
-            time.sleep(0.05)
-
-        assert log_read(job, 0).data == b"hello\n"
-        assert time.monotonic() - started < 2.5  # one beat's flush, not the job's end
-        assert Job.objects.get(id=job.id).status == "running"
-    finally:
-        thread.join(30)
+    assert log_read(job, 0).data == b"hello\n"
+    assert time.monotonic() - started < 2.5  # one beat's flush, not the job's end
+    assert Job.objects.get(id=job.id).status == "running"

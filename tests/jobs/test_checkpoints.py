@@ -6,15 +6,13 @@ only thing faked is a storage outage, by a wrapper around the real storage whose
 fails while the test says so.
 """
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
@@ -22,7 +20,6 @@ import blobs.services
 import jobs.checkpoints
 from blobs.models import Tree
 from blobs.storage import get_storage
-from jobs.agent import run_job
 from jobs.logs import log_read
 from jobs.models import Job
 from tests.blobs.test_upload_api import upload
@@ -81,31 +78,6 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> FlakyStorage:
     storage = FlakyStorage(get_storage())
     monkeypatch.setattr(blobs.services, "get_storage", lambda: storage)
     return storage
-
-
-@pytest.fixture
-def agent() -> Iterator[Callable[[Job], list[str]]]:
-    """Runs a job in a thread as the host's agent would; the list gets its outcome."""
-    threads: list[threading.Thread] = []
-
-    def start(job: Job) -> list[str]:
-        outcome: list[str] = []
-
-        def work() -> None:
-            try:
-                outcome.append(run_job(job.id))
-            finally:
-                connection.close()
-
-        threads.append(threading.Thread(target=work))
-        threads[-1].start()
-        return outcome
-
-    yield start
-    for control in (Path(settings.FERRY_AGENT_DIR) / "jobs").glob("*/control"):
-        (control / "go").touch()  # a test that failed half-way leaves no job waiting
-    for thread in threads:
-        thread.join(60)
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
