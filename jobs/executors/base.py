@@ -104,6 +104,8 @@ class JobSpec:
     network: bool = True
     # Stop the job when its agent has not called keepalive() for this long (see Executor).
     keepalive_s: float | None = None
+    # Targets of mounts (a package an input holds) put on the job's PYTHONPATH after the SDK.
+    python_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.command.strip():
@@ -121,6 +123,12 @@ class JobSpec:
         ):
             raise ValueError(f"GPU indices must be distinct and >= 0: {self.resources.gpus}.")
         _check_mounts(self.mounts)
+        targets = {mount.target for mount in self.mounts}
+        if strays := [path for path in self.python_paths if path not in targets]:
+            raise ValueError(
+                f"python_paths {strays} must each be the target of one of the job's mounts "
+                f"({', '.join(sorted(targets)) or 'it has none'})."
+            )
 
     @property
     def code_dir(self) -> Path:
@@ -173,6 +181,7 @@ class Exit:
     signal: int | None
     timed_out: bool = False  # it outlived max_runtime_s and was stopped
     stopped: bool = False  # someone called stop()
+    oom_killed: bool = False  # the job was killed at its memory limit
 
     @property
     def succeeded(self) -> bool:

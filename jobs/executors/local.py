@@ -28,8 +28,6 @@ and nothing stops it writing to its inputs — see ``Executor.sandboxed``.
 """
 
 import contextlib
-import fcntl
-import importlib.util
 import json
 import os
 import shutil
@@ -38,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,24 +56,32 @@ from jobs.executors.base import (
     LaunchError,
     Mount,
 )
+from jobs.executors.common import (
+    ExitRecord,
+    answer,
+    hold_lock,
+    job_env,
+    lease_expired,
+    lock_held,
+    python_main,
+    read_exit,
+    renew_lease,
+    say,
+    sdk_package,
+    start_watcher,
+    tail,
+    unwatched,
+    wait_for,
+    write_exit,
+)
 from jobs.executors.logs import follow
 
 STATE_DIR = ".executor"  # inside the job's workdir: the log, the exit record, the private /tmp
-KEEPALIVE_CHECK_S = 1.0  # the most the supervisor waits between looks at the lease
 SANDBOX_TMP = "/tmp"
-BASE_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "LANG": "C.UTF-8",
-    "PYTHONUNBUFFERED": "1",  # so a Python job's prints reach the logs as they happen
-}
 # After SIGKILL a process ends at once unless stuck in the kernel (a dead NFS server).
 KILL_WAIT_S = 30.0
 SANDBOX_START_S = 60.0  # mounting can stall on a slow filesystem, but not for ever
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_SUPERVISOR_MAIN = (
-    f"import sys; sys.path.insert(0, {str(_PROJECT_ROOT)!r}); "
-    "from jobs.executors.local import supervise; supervise()"
-)
+_SUPERVISOR_MAIN = python_main("jobs.executors.local", "supervise")
 
 
 class _Plan(TypedDict):
@@ -88,13 +94,6 @@ class _Plan(TypedDict):
     max_runtime_s: int | None
     keepalive_s: float | None
     grace_s: float
-
-
-class _ExitRecord(TypedDict):
-    code: int | None
-    signal: int | None
-    timed_out: bool
-    stopped: bool
 
 
 @dataclass(frozen=True)
@@ -188,18 +187,7 @@ class LocalExecutor(Executor):
         return follow(job.paths.log, finished=lambda: job.ended() is not None)
 
     def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
-        job = self._job(handle)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while (ended := job.ended()) is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            time.sleep(delay if left is None else min(delay, left))
-            # Capped low: a job's end is noticed within 20 ms, which is most of what Ferry
-            # adds to a short job; a check is one flock attempt.
-            delay = min(delay * 2, 0.02)
-        return ended
+        return wait_for(self._job(handle).ended, timeout)
 
     def stop(self, handle: Handle, grace_s: float) -> None:
         try:
@@ -229,9 +217,7 @@ class LocalExecutor(Executor):
             job = self._job(handle)
         except JobNotFound:
             return
-        # Only an existing lease is renewed: cleanup may remove it at any moment.
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(job.paths.keepalive)
+        renew_lease(job.paths.keepalive)
 
     def _job(self, handle: Handle) -> "_Job":
         self.check_handle(handle)
@@ -270,38 +256,6 @@ def _in_sandbox(mount: Mount) -> str:
 
 def _on_host(mount: Mount) -> str:
     return str(mount.source)
-
-
-def job_env(
-    spec: JobSpec, code: str, tmp: str, mounts: Callable[[Mount], str], sdk: str | None = None
-) -> dict[str, str]:
-    """A clean environment: the basics, then the spec's, then what Ferry decides, which the
-    spec cannot override (a job never sees GPUs it was not given). ``sdk``: the directory
-    holding the ferry package, put first on the job's PYTHONPATH."""
-    env = {**BASE_ENV, "HOME": tmp, "TMPDIR": tmp, **spec.env}
-    if sdk is not None:
-        env["PYTHONPATH"] = ":".join(filter(None, [sdk, spec.env.get("PYTHONPATH")]))
-    env.update(
-        FERRY_JOB_ID=spec.job_id,
-        FERRY_CODE=code,
-        CUDA_VISIBLE_DEVICES=",".join(str(index) for index in spec.resources.gpus),
-        # CUDA counts fastest-first unless told otherwise; the allocation counts as NVML does.
-        CUDA_DEVICE_ORDER="PCI_BUS_ID",
-    )
-    env.update({mount.env_name: mounts(mount) for mount in spec.mounts})
-    return env
-
-
-def sdk_package() -> Path | None:
-    """The directory of the ``ferry`` package this process would import, which jobs are shown;
-    None where there is none (the SDK is a convenience: a job runs without it)."""
-    spec = importlib.util.find_spec("ferry")
-    locations = spec.submodule_search_locations if spec is not None else None
-    if not locations:
-        return None
-    package = Path(locations[0]).resolve()
-    # A namespace package (a stray ferry/ directory without __init__) is not the SDK.
-    return package if (package / "__init__.py").is_file() else None
 
 
 # --- the sandbox ------------------------------------------------------------------------------
@@ -373,38 +327,12 @@ def _system_binds() -> list[str]:
 
 def _start_supervisor(paths: _Paths, plan: _Plan) -> int:
     """Start the job's supervisor and return the job's process group once its command runs."""
-    reply_read, reply_write = os.pipe()
-    try:
-        with paths.log.open("ab") as log:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-I", "-c", _SUPERVISOR_MAIN, str(paths.root), str(reply_write)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(reply_write,),
-                start_new_session=True,  # not ours to lose: it survives this process
-                cwd=paths.root,
-            )
-    finally:
-        os.close(reply_write)
-    # Reap it when it ends, so no zombie lingers in a long-lived agent.
-    threading.Thread(target=supervisor.wait, name="ferry-supervisor-reaper", daemon=True).start()
-    assert supervisor.stdin is not None
-    with contextlib.suppress(BrokenPipeError), supervisor.stdin:
-        supervisor.stdin.write(json.dumps(plan).encode())
-    with os.fdopen(reply_read, "rb") as replies:
-        line = replies.readline()  # ends when the supervisor answers or dies
-    reply = json.loads(line) if line else {"error": "the supervisor ended before starting it"}
+    reply = start_watcher(_SUPERVISOR_MAIN, paths.root, paths.log, plan)
     if "pgid" not in reply:
-        raise LaunchError(f"The job did not start: {reply['error']}\n{_tail(paths.log)}")
+        problem = f"the supervisor failed: {reply['error']}"
+        raise LaunchError(f"The job did not start: {problem}\n{tail(paths.log)}")
     pgid: int = reply["pgid"]
     return pgid
-
-
-def _tail(path: Path, size: int = 2000) -> str:
-    with path.open("rb") as stream:
-        stream.seek(max(0, stream.seek(0, os.SEEK_END) - size))
-        return stream.read().decode(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -424,17 +352,7 @@ class _Job:
 
     def supervised(self) -> bool:
         """Whether the supervisor still lives: it holds an exclusive lock until it ends."""
-        try:
-            fd = os.open(self.paths.lock, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes never block probes
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return lock_held(self.paths.lock)
 
     def signal(self, signum: int) -> None:
         # Only while supervised: after that the group is gone and its number free for reuse.
@@ -443,11 +361,7 @@ class _Job:
                 os.killpg(self.pgid, signum)
 
     def _record(self) -> Exit | None:
-        try:
-            record: _ExitRecord = json.loads(self.paths.exit.read_text())
-        except FileNotFoundError:
-            return None
-        return Exit(record["code"], record["signal"], record["timed_out"], record["stopped"])
+        return read_exit(self.paths.exit)
 
 
 # --- the supervisor's side ------------------------------------------------------------------
@@ -457,15 +371,14 @@ def supervise() -> None:
     """The supervisor process: start the job, answer the launcher, enforce the max runtime,
     record the end. Its argv: the state directory and the fd to answer on."""
     paths, reply_fd = _Paths(Path(sys.argv[1])), int(sys.argv[2])
-    lock = paths.lock.open("wb")  # held, never closed: released when this process ends
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    hold_lock(paths.lock)
     plan: _Plan = json.loads(sys.stdin.buffer.read())
     try:
         job, pgid, status = _spawn(plan)
     except (OSError, LaunchError) as exc:
-        _answer(reply_fd, {"error": str(exc)})
+        answer(reply_fd, {"error": str(exc)})
         raise SystemExit(1) from None
-    _answer(reply_fd, {"pgid": pgid})
+    answer(reply_fd, {"pgid": pgid})
     ended, timed_out = threading.Event(), threading.Event()
     if plan["max_runtime_s"] is not None:
         limits = (plan["max_runtime_s"], plan["grace_s"], pgid, ended, timed_out)
@@ -478,20 +391,14 @@ def supervise() -> None:
     _kill_group(pgid, signal.SIGKILL)  # what the job left running in the background
     if status is not None:
         status.close()
-    record: _ExitRecord = {
+    record: ExitRecord = {
         "code": returncode if returncode >= 0 else None,
         "signal": -returncode if returncode < 0 else None,
         "timed_out": timed_out.is_set(),
         "stopped": paths.stopped.exists(),
+        "oom_killed": False,  # a process tree has no memory limit of its own to be killed at
     }
-    partial = paths.exit.with_suffix(".partial")
-    partial.write_text(json.dumps(record))
-    partial.replace(paths.exit)  # readers see the whole record or none
-
-
-def _answer(fd: int, reply: dict[str, object]) -> None:
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(json.dumps(reply).encode() + b"\n")
+    write_exit(paths.exit, record)
 
 
 def _spawn(plan: _Plan) -> tuple[subprocess.Popen[bytes], int, IO[bytes] | None]:
@@ -567,40 +474,10 @@ def _enforce_keepalive(
     paths: _Paths, keepalive_s: float, grace_s: float, pgid: int, ended: threading.Event
 ) -> None:
     """Stop the job, as ``stop()`` would, once its lease has not changed for ``keepalive_s``."""
-    # Counted on this process's monotonic clock from when a change was seen, not from the
-    # mtime itself: a wall clock set forward (NTP) must not stop a watched job.
-    seen, since = _mtime_ns(paths.keepalive), time.monotonic()
-    while not ended.wait(min(KEEPALIVE_CHECK_S, keepalive_s / 4)):
-        if (mtime := _mtime_ns(paths.keepalive)) != seen:
-            seen, since = mtime, time.monotonic()
-        elif time.monotonic() - since >= keepalive_s:
-            paths.stopped.touch()
-            _say(
-                paths.log,
-                f"stopped: nothing watched this job for {keepalive_s:g} s (its agent is gone)",
-            )
-            _terminate(pgid, grace_s, ended)
-            return
-
-
-def _mtime_ns(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
-def _say(log: Path, message: str) -> None:
-    """Add a line of Ferry's own to the job's log, on a line of its own even if the job is
-    half-way through one. One write to a file opened for appending, as every writer of the
-    log has it: it lands whole, between the job's writes, never inside one."""
-    fd = os.open(log, os.O_RDWR | os.O_APPEND)
-    try:
-        size = os.fstat(fd).st_size
-        mid_line = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-        os.write(fd, b"\n" * mid_line + f"[ferry] {message}\n".encode())
-    finally:
-        os.close(fd)
+    if lease_expired(paths.keepalive, keepalive_s, ended):
+        paths.stopped.touch()
+        say(paths.log, unwatched(keepalive_s))
+        _terminate(pgid, grace_s, ended)
 
 
 def _terminate(pgid: int, grace_s: float, ended: threading.Event) -> None:

@@ -1,4 +1,5 @@
-"""One suite that every executor backend must pass: today ``local``, bare and in bubblewrap."""
+"""One suite that every executor backend must pass: ``local``, bare and in bubblewrap, and
+``docker``."""
 
 import json
 import os
@@ -7,14 +8,17 @@ import shlex
 import signal
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import ferry
 import pytest
 
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
+from jobs.executors.docker import DockerExecutor
 from jobs.executors.local import bwrap_problem
-from tests.support.services import unavailable
+from tests.support import docker_image
+from tests.support.services import docker_engine_problem, unavailable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +40,30 @@ def local_bwrap() -> Executor:
     return LocalExecutor(sandbox=True, timeout_grace_s=1)
 
 
-BACKENDS: dict[str, Callable[[], Executor]] = {"local": local_bare, "local-bwrap": local_bwrap}
+@cache
+def docker_setup() -> tuple[str | None, str]:
+    """The test image (built if need be, once per session), or why docker cannot run jobs."""
+    if (problem := docker_engine_problem()) is not None:
+        return None, problem
+    try:
+        return docker_image.test_image(), ""
+    except docker_image.ImageUnavailable as exc:
+        return None, f"no test image: {exc}"
+
+
+def docker_executor() -> DockerExecutor:
+    """Skip the test that needs a Docker engine, or fail it if FERRY_TEST_REQUIRE says."""
+    image, problem = docker_setup()
+    if image is None:
+        unavailable("docker", problem)
+    return DockerExecutor(default_image=image, timeout_grace_s=1)
+
+
+BACKENDS: dict[str, Callable[[], Executor]] = {
+    "local": local_bare,
+    "local-bwrap": local_bwrap,
+    "docker": docker_executor,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -102,6 +129,13 @@ def read_until(executor: Executor, handle: Handle, needle: str) -> str:
 def killed(ended: Exit) -> bool:
     # Sandboxes and containers report a death by SIGKILL as 128 + 9.
     return ended.signal == signal.SIGKILL or ended.code == 128 + signal.SIGKILL
+
+
+@pytest.mark.timeout(docker_image.BUILD_TIMEOUT_S + 60)
+def test_the_docker_backend_has_its_image() -> None:
+    """The first test here, so that building the image (a minute or two, once per machine,
+    where CI's script has not) counts against no job test's timeout."""
+    assert docker_executor().default_image == docker_image.TAG
 
 
 # --- exits and logs -----------------------------------------------------------------------------
@@ -218,18 +252,68 @@ def test_the_code_directory_is_the_working_directory(
     assert all_logs(executor, handle) == "print('training')\nsame\n"
 
 
-@pytest.mark.parametrize(("gpus", "expected"), [((0, 2), "[0,2]"), ((), "[]")])
-def test_cuda_visible_devices_is_the_allocation(
-    executor: Executor, run: Callable[..., Handle], gpus: tuple[int, ...], expected: str
-) -> None:
-    # "unset" would let CUDA see every GPU: no GPUs must read as an empty list.
+# How a job comes to use exactly its GPUs differs by backend: each states it here, as the
+# host's indices of the GPUs that CUDA in the job would use.
+GpusUsed = Callable[[Executor, Callable[..., Handle], Path, tuple[int, ...]], tuple[int, ...]]
+
+
+def gpus_used_by_a_local_job(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path, gpus: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Every GPU's device is there, and CUDA_VISIBLE_DEVICES, in the host's numbering, picks."""
     handle = run(
-        "printf '[%s]' \"${CUDA_VISIBLE_DEVICES-unset}\"",
+        'printf %s "${CUDA_VISIBLE_DEVICES-unset}"',
         resources=Resources(cpus=1, memory_mb=256, gpus=gpus),
     )
     finish(executor, handle)
+    seen = all_logs(executor, handle)
+    assert seen != "unset", "CUDA uses every GPU where CUDA_VISIBLE_DEVICES is unset"
+    return tuple(int(index) for index in seen.split(",") if index)
 
-    assert all_logs(executor, handle) == expected
+
+def gpus_used_by_a_docker_job(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path, gpus: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The container is given exactly the devices it requests, which it numbers from 0, and
+    CUDA_VISIBLE_DEVICES counts in that numbering.
+
+    The one faked check of the suite: it reads the container's configuration instead of
+    running the job, which would take GPUs and NVIDIA's container runtime. (The docker suite
+    has the engine store that configuration: HostConfig.DeviceRequests.)"""
+    assert isinstance(executor, DockerExecutor)
+    spec = spec_for(job_dir, "true", resources=Resources(cpus=1, memory_mb=256, gpus=gpus))
+    config = executor.container_config(spec, job_dir / "state")
+    given = [
+        int(index)
+        for request in config.get("device_requests", [])
+        if ["gpu"] in request["Capabilities"]
+        for index in request["DeviceIDs"]
+    ]
+    seen = config["environment"]["CUDA_VISIBLE_DEVICES"]
+    return tuple(given[int(index)] for index in seen.split(",") if index)
+
+
+GPUS_USED: dict[str, GpusUsed] = {
+    "local": gpus_used_by_a_local_job,
+    "docker": gpus_used_by_a_docker_job,
+}
+
+
+@pytest.mark.parametrize("gpus", [(0, 2), (1,), ()])
+def test_a_job_uses_exactly_its_gpus(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path, gpus: tuple[int, ...]
+) -> None:
+    assert GPUS_USED[executor.name](executor, run, job_dir, gpus) == gpus
+
+
+def test_a_job_without_gpus_reads_an_empty_cuda_visible_devices(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    # "unset" would let CUDA see every GPU: no GPUs must read as an empty list.
+    handle = run("printf '[%s]' \"${CUDA_VISIBLE_DEVICES-unset}\"")
+    finish(executor, handle)
+
+    assert all_logs(executor, handle) == "[]"
 
 
 def test_the_spec_env_reaches_the_job(executor: Executor, run: Callable[..., Handle]) -> None:
@@ -259,6 +343,25 @@ def test_the_jobs_own_pythonpath_works_beside_the_sdk(
 
     assert finish(executor, handle).code == 0
     assert all_logs(executor, handle) == "ferry mine\n"
+
+
+def test_python_paths_put_a_mounts_modules_after_the_sdk_and_before_the_jobs_own(
+    executor: Executor, run: Callable[..., Handle], job_dir: Path
+) -> None:
+    lib = job_dir / "cache" / "lib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("NAME = 'helpers'\n")
+    script = "import ferry, helpers; print(helpers.NAME)"
+    handle = run(
+        f"python3 -c {shlex.quote(script)};"
+        ' [ "${PYTHONPATH#*:}" = "$FERRY_INPUT_LIB:mine" ] && echo in-order',
+        mounts=[*spec_for(job_dir, "true").mounts, Mount.input("lib", lib)],
+        python_paths=("/ferry/input/lib",),
+        env={"PYTHONPATH": "mine"},
+    )
+
+    assert finish(executor, handle).code == 0
+    assert all_logs(executor, handle) == "helpers\nin-order\n"
 
 
 # --- stopping -----------------------------------------------------------------------------------
@@ -454,6 +557,11 @@ def test_each_mount_is_named_by_a_variable_and_a_floyd_path(job_dir: Path) -> No
     assert mount.env_name == "FERRY_INPUT_MNIST_V1_2"
     assert mount.floyd_target == "/floyd/input/mnist-v1.2"
     assert Mount.output(job_dir / "output").env_name == "FERRY_OUTPUT"
+
+
+def test_python_paths_must_be_mount_targets(job_dir: Path) -> None:
+    with pytest.raises(ValueError, match="python_paths"):
+        spec_for(job_dir, "true", python_paths=("/ferry/input/elsewhere",))
 
 
 @pytest.mark.parametrize("keepalive_s", [0, -1.5])

@@ -11,10 +11,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap"})
+KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap", "docker"})
 
 
 def required_services() -> frozenset[str]:
@@ -27,7 +28,7 @@ def is_required(service: str) -> bool:
     return service in required_services()
 
 
-def unavailable(service: str, reason: str) -> None:
+def unavailable(service: str, reason: str) -> NoReturn:
     """Skip the test that needs ``service``, or fail it if the service is required."""
     message = f"{service} is not available: {reason}"
     if is_required(service):
@@ -138,3 +139,14 @@ def start_postgres_cluster() -> PostgresCluster:
         shutil.rmtree(root, ignore_errors=True)
         raise
     return cluster
+
+
+# --- Docker -------------------------------------------------------------------------------------
+
+
+def docker_engine_problem() -> str | None:
+    """Why no Docker engine answers here (at DOCKER_HOST, else the local socket), or None.
+    Nothing is started: an engine needs root, and CI's script starts one (.ci/run)."""
+    from jobs.executors.docker import engine_problem  # the Docker SDK: only where asked for
+
+    return engine_problem()

@@ -1,0 +1,252 @@
+"""What the backends whose jobs outlive their launcher share: the job's environment, the
+detached process that watches each job, the lease it enforces, and the exit record it leaves.
+
+Each such backend keeps a state directory per job. A watcher process (the local supervisor,
+the docker watchdog) holds an exclusive ``flock`` on a lock file there while it lives, which is
+how any other process tells a watched job from one whose watcher died (no pid that could be
+reused), and writes ``exit.json`` before it ends.
+"""
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from jobs.executors.base import Exit, JobSpec, Mount
+
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONUNBUFFERED": "1",  # so a Python job's prints reach the logs as they happen
+}
+KEEPALIVE_CHECK_S = 1.0  # the most a watcher waits between looks at the lease
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- the job's environment --------------------------------------------------------------------
+
+
+def job_env(
+    spec: JobSpec,
+    code: str,
+    tmp: str,
+    mounts: Callable[[Mount], str],
+    sdk: str | None = None,
+    gpus: tuple[int, ...] | None = None,
+) -> dict[str, str]:
+    """A clean environment: the basics, then the spec's, then what Ferry decides, which the
+    spec cannot override (a job never sees GPUs it was not given). ``mounts`` says where the
+    job finds a mount; ``sdk``: the directory holding the ferry package, first on the job's
+    PYTHONPATH, then ``spec.python_paths``, then the job's own. ``gpus``: the job's GPUs as it
+    numbers them (by default the host's indices; a container sees its own from 0)."""
+    env = {**BASE_ENV, "HOME": tmp, "TMPDIR": tmp, **spec.env}
+    by_target = {mount.target: mount for mount in spec.mounts}
+    ours = [sdk, *(mounts(by_target[target]) for target in spec.python_paths)]
+    if any(ours):
+        env["PYTHONPATH"] = ":".join(filter(None, [*ours, spec.env.get("PYTHONPATH")]))
+    visible = spec.resources.gpus if gpus is None else gpus
+    env.update(
+        FERRY_JOB_ID=spec.job_id,
+        FERRY_CODE=code,
+        # Empty, never unset, without GPUs: unset would let CUDA see every GPU there is.
+        CUDA_VISIBLE_DEVICES=",".join(str(index) for index in visible),
+        # CUDA counts fastest-first unless told otherwise; the allocation counts as NVML does.
+        CUDA_DEVICE_ORDER="PCI_BUS_ID",
+    )
+    env.update({mount.env_name: mounts(mount) for mount in spec.mounts})
+    return env
+
+
+def sdk_package() -> Path | None:
+    """The directory of the ``ferry`` package this process would import, which jobs are shown;
+    None where there is none (the SDK is a convenience: a job runs without it)."""
+    spec = importlib.util.find_spec("ferry")
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        return None
+    package = Path(locations[0]).resolve()
+    # A namespace package (a stray ferry/ directory without __init__) is not the SDK.
+    return package if (package / "__init__.py").is_file() else None
+
+
+# --- the watcher process ----------------------------------------------------------------------
+
+
+def python_main(module: str, function: str) -> str:
+    """``python -I -c`` code that runs ``module.function()`` from this checkout, whatever the
+    launcher's working directory and PYTHONPATH."""
+    return (
+        f"import sys; sys.path.insert(0, {str(_PROJECT_ROOT)!r}); "
+        f"from {module} import {function}; {function}()"
+    )
+
+
+def start_watcher(
+    main: str, state_dir: Path, log: Path, plan: Mapping[str, object]
+) -> dict[str, Any]:
+    """Start a detached watcher (``python -I -c main STATE_DIR REPLY_FD``), send it ``plan`` on
+    its stdin (so secrets never touch disk), and return its one-line JSON reply, sent once the
+    job runs or failed to start. Its own output goes to the job's log, where a crash shows."""
+    reply_read, reply_write = os.pipe()
+    try:
+        with log.open("ab") as output:
+            watcher = subprocess.Popen(
+                [sys.executable, "-I", "-c", main, str(state_dir), str(reply_write)],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(reply_write,),
+                start_new_session=True,  # not ours to lose: it survives this process
+                cwd=state_dir,
+            )
+    finally:
+        os.close(reply_write)
+    # Reap it when it ends, so no zombie lingers in a long-lived agent.
+    threading.Thread(target=watcher.wait, name="ferry-watcher-reaper", daemon=True).start()
+    assert watcher.stdin is not None
+    with contextlib.suppress(BrokenPipeError), watcher.stdin:
+        watcher.stdin.write(json.dumps(plan).encode())
+    with os.fdopen(reply_read, "rb") as replies:
+        line = replies.readline()  # ends when the watcher answers or dies
+    if not line:
+        return {"error": "it ended before starting the job"}
+    reply: dict[str, Any] = json.loads(line)
+    return reply
+
+
+def answer(fd: int, reply: Mapping[str, object]) -> None:
+    """The watcher's one answer to its launcher."""
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(json.dumps(reply).encode() + b"\n")
+
+
+def hold_lock(path: Path) -> None:
+    """Take the watcher's lock for the rest of this process's life: its fd is never closed
+    (and never collected), so the lock goes only when the process does."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def lock_held(path: Path) -> bool:
+    """Whether a watcher still holds ``path``: it holds an exclusive lock until it ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes never block probes
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# --- the exit record --------------------------------------------------------------------------
+
+
+class ExitRecord(TypedDict):
+    code: int | None
+    signal: int | None
+    timed_out: bool
+    stopped: bool
+    oom_killed: bool
+
+
+def write_exit(path: Path, record: ExitRecord) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record))
+    partial.replace(path)  # readers see the whole record or none
+
+
+def read_exit(path: Path) -> Exit | None:
+    try:
+        record: ExitRecord = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return Exit(
+        record["code"],
+        record["signal"],
+        timed_out=record["timed_out"],
+        stopped=record["stopped"],
+        oom_killed=record.get("oom_killed", False),  # absent in records of older versions
+    )
+
+
+def wait_for(ended: Callable[[], Exit | None], timeout: float | None) -> Exit | None:
+    """``ended()`` once it says how the job ended, or None after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while (exit_ := ended()) is None:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return None
+        time.sleep(delay if left is None else min(delay, left))
+        # Capped low: a job's end is noticed within 20 ms, which is most of what Ferry adds to
+        # a short job; a check is a stat and one flock attempt.
+        delay = min(delay * 2, 0.02)
+    return exit_
+
+
+# --- the keepalive lease ----------------------------------------------------------------------
+
+
+def lease_expired(lease: Path, keepalive_s: float, ended: threading.Event) -> bool:
+    """Block until the job ends (False) or ``lease`` has not changed for ``keepalive_s`` (True).
+    Counted on this process's monotonic clock from when a change was seen, not from the mtime
+    itself: a wall clock set forward (NTP) must not stop a watched job."""
+    seen, since = _mtime_ns(lease), time.monotonic()
+    while not ended.wait(min(KEEPALIVE_CHECK_S, keepalive_s / 4)):
+        if (mtime := _mtime_ns(lease)) != seen:
+            seen, since = mtime, time.monotonic()
+        elif time.monotonic() - since >= keepalive_s:
+            return True
+    return False
+
+
+def unwatched(keepalive_s: float) -> str:
+    """What the log says of a job stopped for want of keepalives."""
+    return f"stopped: nothing watched this job for {keepalive_s:g} s (its agent is gone)"
+
+
+def renew_lease(lease: Path) -> None:
+    # Only an existing lease is renewed: cleanup may remove it at any moment.
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(lease)
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+
+def say(log: Path, message: str) -> None:
+    """Add a line of Ferry's own to the job's log, on a line of its own even if the job is
+    half-way through one. One write to a file opened for appending, as every writer of the
+    log has it: it lands whole, between the job's writes, never inside one."""
+    fd = os.open(log, os.O_RDWR | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        mid_line = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, b"\n" * mid_line + f"[ferry] {message}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def tail(path: Path, size: int = 2000) -> str:
+    with path.open("rb") as stream:
+        stream.seek(max(0, stream.seek(0, os.SEEK_END) - size))
+        return stream.read().decode(errors="replace")
