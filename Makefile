@@ -8,7 +8,7 @@ FERRY_HOST ?= 127.0.0.1
 FERRY_PORT ?= 8000
 export FERRY_HOST FERRY_PORT
 
-.PHONY: up test lint typecheck pytest install lock clean
+.PHONY: up test lint typecheck pytest install lock clean images
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The environments' images (platform/images/); IMAGES="python-3.11" picks some, GPU=1 adds the
+# -cuda ones, NO_TORCH_INDEX=1 skips those needing PyTorch's wheel index (see build.sh --help).
+images:
+	platform/images/build.sh $(IMAGES)
 
 lock: $(STAMP)
 	@{ echo "# Exact versions of every package in .venv, so that installs are repeatable."; \

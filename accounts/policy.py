@@ -33,6 +33,15 @@ def require_role(
     )
 
 
+def authorize_site_admin(user: AnyUser, what: str) -> None:
+    """Allow only the site's admins (superusers): they run what every user shares, such as the
+    environments jobs run in. ``what`` completes "Only site admins may ..."."""
+    if not user.is_authenticated:
+        raise NotAuthenticated("Log in or send an API token (Authorization: Bearer ...) first.")
+    if not user.is_superuser:
+        raise PermissionDenied(f"Only site admins may {what}; ask one of them to do it.")
+
+
 class TeamAction(StrEnum):
     VIEW = "view"  # the team's public profile
     VIEW_MEMBERS = "view_members"

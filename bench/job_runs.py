@@ -43,10 +43,11 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def platform(work: Path) -> Iterator[tuple[str, str]]:
-    """The embedded platform on a free port; yields its URL and an API token."""
+def platform(work: Path, executor: str = "local") -> Iterator[tuple[str, str]]:
+    """The embedded platform on a free port, its agent running jobs with ``executor``; yields
+    its URL and an API token."""
     port = free_port()
-    env = bench_env(work, FERRY_PORT=str(port), FERRY_AGENT_NAME="bench")
+    env = bench_env(work, FERRY_PORT=str(port), FERRY_AGENT_NAME="bench", FERRY_EXECUTOR=executor)
     url = f"http://127.0.0.1:{port}"
     token = prepare(env, url)
     honcho = subprocess.Popen(

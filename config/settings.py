@@ -8,6 +8,7 @@ a unix socket under ``var/``. Production sets ``DATABASE_URL``, ``REDIS_URL``, `
 
 import os
 import secrets
+import shlex
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,8 +172,16 @@ FERRY_MAX_CODE_BYTES = env.int("FERRY_MAX_CODE_BYTES", default=256 * 1024 * 1024
 FERRY_JOB_STOP_GRACE_S = env.int("FERRY_JOB_STOP_GRACE_S", default=10)
 # A running job's output is kept this often (when it changed), besides on ferry.checkpoint().
 FERRY_CHECKPOINT_INTERVAL_S = env.int("FERRY_CHECKPOINT_INTERVAL_S", default=300)
+# How an agent runs jobs: "docker" (containers), "local" (a subprocess, in bubblewrap where it
+# works), or "auto": docker where an engine answers, local otherwise.
+FERRY_EXECUTOR = env.str("FERRY_EXECUTOR", default="auto")
 # Where an agent keeps its blob cache and its jobs' directories.
 FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")
+# A job's ferry_requirements.txt is installed once per image and content (jobs.requirements):
+# extra arguments for that pip (a mirror: "--index-url https://pypi.internal/simple"), and how
+# long the install may take.
+FERRY_PIP_ARGS = shlex.split(env.str("FERRY_PIP_ARGS", default=""))
+FERRY_REQUIREMENTS_TIMEOUT_S = env.int("FERRY_REQUIREMENTS_TIMEOUT_S", default=3600)
 
 # --- Fleet: hosts, the scheduler and the reaper -------------------------------------------------
 # A host whose agent has not heartbeaten for this long takes no new jobs, and the reaper takes

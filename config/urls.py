@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("blobs.urls")),
     path("", include("datasets.urls")),
     path("", include("jobs.urls")),
+    path("", include("fleet.urls")),
 ]
 
 urlpatterns = [

@@ -17,11 +17,13 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from django.utils import timezone
 from ferry.checkpoint import read_json, write_whole
@@ -34,6 +36,7 @@ from jobs.checkpoints import Checkpoints, output_store
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
 from jobs.logs import log_append
 from jobs.models import FINISHED, Job, JobStatus
+from jobs.requirements import with_requirements
 from jobs.status import job_transition
 from tracking.parsing import MetricLineParser, MetricPoint
 from tracking.services import metrics_record
@@ -44,6 +47,8 @@ BEAT_S = 1.0
 CONTROL_TARGET = "/ferry/control"  # $FERRY_CONTROL: see ferry.checkpoint
 HANDLE_FILE = "handle.json"  # in the job's directory: how to find the job again
 LOG_FLUSH_BYTES = 256 * 1024
+# What running a job reads of it, fetched with it.
+JOB_RELATED = ("project", "environment", "machine_type", "code_tree")
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,15 @@ def agent_paths() -> AgentPaths:
 
 
 def make_executor() -> Executor:
-    return LocalExecutor()
+    """The backend ``FERRY_EXECUTOR`` names; "auto" is docker where an engine answers."""
+    from jobs.executors.docker import DockerExecutor
+
+    choice = settings.FERRY_EXECUTOR
+    if choice == "docker" or (choice == "auto" and DockerExecutor.available()):
+        return DockerExecutor()
+    if choice in ("local", "auto"):
+        return LocalExecutor()
+    raise ImproperlyConfigured(f"FERRY_EXECUTOR is {choice!r}: use auto, docker or local.")
 
 
 def run_job(job_id: int, executor: Executor | None = None) -> str:
@@ -80,39 +93,87 @@ def run_job(job_id: int, executor: Executor | None = None) -> str:
         return "not scheduled"  # stopped, lost or already taken: nothing to do
     executor = executor or make_executor()
     paths = agent_paths()
-    job = Job.objects.select_related("environment", "machine_type", "code_tree").get(id=job_id)
+    job = Job.objects.select_related(*JOB_RELATED).get(id=job_id)
+    setup_log = SetupLog(job_id)  # what installing its requirements printed comes first
     try:
-        handle = executor.launch(prepare(job, paths, link_inputs=executor.sandboxed))
+        spec = prepare(job, paths, link_inputs=executor.sandboxed)
+        spec = with_requirements(executor, spec, agent_dir=paths.root, log=setup_log)
+        setup_log.close()
+        handle = executor.launch(spec)
     except Exception as exc:  # whatever broke, the job must end, and say why
         logger.exception("job %s could not be started", job_id)
+        setup_log.close()
         return finish(job, Exit(code=None, signal=None), f"could not start: {exc}", paths)
-    handle_save(paths.job(job_id), handle)  # so that an agent started again finds the job
+    launched = Launched(handle, log_base=setup_log.offset)
+    launched.save(paths.job(job_id))  # so that an agent started again finds the job
     if not job_transition(job_id, JobStatus.RUNNING, only_from=frozenset({JobStatus.STARTING})):
         executor.stop(handle, grace_s=settings.FERRY_JOB_STOP_GRACE_S)
-    return watch(job, executor, handle, paths)
+    return watch(job, executor, launched, paths)
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A launched job as its agent must find it again: its handle, and where in the job's log
+    the executor's output starts (after what setting it up printed)."""
+
+    handle: Handle
+    log_base: int = 0
+
+    def save(self, workdir: Path) -> None:
+        write_whole(workdir / HANDLE_FILE, {**self.handle.to_state(), "log_base": self.log_base})
+
+    @classmethod
+    def load(cls, workdir: Path) -> "Launched | None":
+        """What ``save`` wrote in ``workdir``; None if nothing was (the job never started)."""
+        state = read_json(workdir / HANDLE_FILE)
+        if state is None:
+            return None
+        log_base = state.pop("log_base", 0)
+        try:
+            handle = Handle.from_state(state)
+        except ValueError:
+            return None
+        return cls(handle, log_base if isinstance(log_base, int) and log_base >= 0 else 0)
 
 
 def watch(
-    job: Job, executor: Executor, handle: Handle, paths: AgentPaths, log_from: int = 0
+    job: Job, executor: Executor, launched: Launched, paths: AgentPaths, stored: int = 0
 ) -> str:
     """See a launched job to its end: supervise it, then keep its output and final status.
-    ``log_from``: how much of its log is stored already (an agent watching it again)."""
-    ended = supervise(job.id, executor, handle, checkpoints_of(job, paths), log_from=log_from)
-    executor.cleanup(handle)
-    return finish(job, ended, "", paths)
+    ``stored``: how much of its log is stored already (an agent watching it again)."""
+    offset = max(stored, launched.log_base)
+    ended = supervise(
+        job.id,
+        executor,
+        launched.handle,
+        checkpoints_of(job, paths),
+        log_at=(offset, offset - launched.log_base),
+    )
+    # Cleaning up (removing a container takes a while) after the final status, not before it:
+    # the job has ended, and its user need not wait for the housekeeping.
+    return finish(job, ended, "", paths, cleanup=lambda: executor.cleanup(launched.handle))
 
 
-def handle_save(workdir: Path, handle: Handle) -> None:
-    write_whole(workdir / HANDLE_FILE, dict(handle.to_state()))
+class SetupLog:
+    """The job's log while its agent sets it up (installs its requirements): what it prints is
+    stored a chunk a second, and each call, empty ones too, stamps the job's heartbeat, so a
+    long install is not taken for a lost job."""
 
+    def __init__(self, job_id: int) -> None:
+        self.job_id, self.offset = job_id, 0
+        self.buffer, self.flushed_at = bytearray(), time.monotonic()
 
-def handle_load(workdir: Path) -> Handle | None:
-    """The handle saved in ``workdir``; None if there is none (the job never started)."""
-    state = read_json(workdir / HANDLE_FILE)
-    try:
-        return Handle.from_state(state) if state is not None else None
-    except ValueError:
-        return None
+    def __call__(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        if time.monotonic() - self.flushed_at >= BEAT_S or len(self.buffer) >= LOG_FLUSH_BYTES:
+            self.close()
+            Job.objects.filter(id=self.job_id).update(heartbeat_at=timezone.now())
+
+    def close(self) -> None:
+        """Store what is buffered."""
+        log_append(self.job_id, self.offset, bytes(self.buffer))
+        self.offset += len(self.buffer)
+        self.buffer, self.flushed_at = bytearray(), time.monotonic()
 
 
 def checkpoints_of(job: Job, paths: AgentPaths) -> Checkpoints | None:
@@ -160,6 +221,7 @@ def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
         | {"FERRY_JOB": str(job)},
         resources=Resources(job.machine_type.cpus, job.machine_type.memory_mb, gpus),
         max_runtime_s=job.max_runtime_s,
+        network=job.project.job_network,
         # A job outliving its agent is stopped once the server would count it lost.
         keepalive_s=settings.FERRY_JOB_HEARTBEAT_TIMEOUT_S,
     )
@@ -170,13 +232,11 @@ def supervise(
     executor: Executor,
     handle: Handle,
     checkpoints: Checkpoints | None = None,
-    log_from: int = 0,
+    log_at: tuple[int, int] = (0, 0),
 ) -> Exit:
     """Pump the log while the job runs; beat; keep checkpoints; stop it when asked. Returns
-    how it ended."""
-    pump = threading.Thread(
-        target=pump_logs, args=(job_id, executor, handle, log_from), daemon=True
-    )
+    how it ended. ``log_at``: see ``pump_logs``."""
+    pump = threading.Thread(target=pump_logs, args=(job_id, executor, handle, *log_at), daemon=True)
     pump.start()
     stopping = False
     while (ended := executor.wait(handle, timeout=BEAT_S)) is None:
@@ -202,11 +262,13 @@ def beat(job_id: int) -> str:
     return str(Job.objects.filter(id=job_id).values_list("status", flat=True).get())
 
 
-def pump_logs(job_id: int, executor: Executor, handle: Handle, start: int = 0) -> None:
-    """Copy the job's output into its log, a chunk at least every second, recording the
-    metric lines it prints (``{"metric": "accuracy", "value": 0.98, "step": 3}``) as it goes.
-    The first ``start`` bytes are stored already and skipped."""
-    offset, skip, buffer, flushed_at = start, start, bytearray(), time.monotonic()
+def pump_logs(
+    job_id: int, executor: Executor, handle: Handle, offset: int = 0, skip: int = 0
+) -> None:
+    """Copy the job's output into its log from ``offset`` on, a chunk at least every second,
+    recording the metric lines it prints (``{"metric": "accuracy", "value": 0.98, "step": 3}``)
+    as it goes. The first ``skip`` bytes of the output are stored already."""
+    buffer, flushed_at = bytearray(), time.monotonic()
     metrics = MetricLineParser()
     try:
         for chunk in executor.logs(handle):
@@ -228,8 +290,15 @@ def _flush(job_id: int, offset: int, data: bytes, points: list[MetricPoint]) -> 
         metrics_record(job_id, points)
 
 
-def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:
-    """Keep the output, write the final status, free the host's resources."""
+def finish(
+    job: Job,
+    ended: Exit,
+    problem: str,
+    paths: AgentPaths,
+    cleanup: Callable[[], None] | None = None,
+) -> str:
+    """Keep the output, write the final status, free the host's resources; then ``cleanup``
+    what the executor kept for the job, and its directory."""
     output, problem = keep_output(job, paths, problem)
     status, reason = outcome(job.id, ended, problem)
     # An output that could not be kept leaves the last checkpoint as the job's output.
@@ -237,7 +306,11 @@ def finish(job: Job, ended: Exit, problem: str, paths: AgentPaths) -> str:
     job_transition(job.id, status, reason=reason, exit_code=ended.code, **kept)
     allocation_release(job.id)
     schedule_soon()
-    shutil.rmtree(paths.job(job.id), ignore_errors=True)
+    try:
+        if cleanup is not None:
+            cleanup()
+    finally:
+        shutil.rmtree(paths.job(job.id), ignore_errors=True)
     return str(status)
 
 
@@ -268,6 +341,17 @@ def outcome(job_id: int, ended: Exit, problem: str) -> tuple[JobStatus, str]:
         return JobStatus.FAILED, "it ran longer than its max runtime and was stopped"
     if ended.code == 0:
         return JobStatus.SUCCEEDED, ""
+    if ended.oom_killed:
+        return JobStatus.FAILED, out_of_memory(job_id)
     if ended.signal is not None:
         return JobStatus.FAILED, f"killed by signal {ended.signal}"
     return JobStatus.FAILED, f"exited with code {ended.code}"
+
+
+def out_of_memory(job_id: int) -> str:
+    rows = Job.objects.filter(id=job_id)
+    machine, memory_mb = rows.values_list("machine_type__name", "machine_type__memory_mb").get()
+    return (
+        f"it ran out of memory: killed at the {memory_mb} MB of its machine type {machine}; "
+        "run it on a machine type with more memory (ferry run --machine NAME)"
+    )

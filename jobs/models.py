@@ -22,6 +22,16 @@ class Environment(models.Model):
     gpu_image = models.CharField(max_length=255, blank=True)
     is_default = models.BooleanField(default=False)
 
+    class Meta:
+        constraints = [
+            # One default at most; jobs.environments moves it under a lock.
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="jobs_environment_one_default",
+            ),
+        ]
+
     def __str__(self) -> str:
         return self.name
 

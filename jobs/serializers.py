@@ -96,7 +96,8 @@ class JobOutput(serializers.ModelSerializer[Job]):
         allocation = getattr(job, "allocation", None)
         if allocation is None:
             return None
-        return {"name": allocation.host.name, "gpus": allocation.gpu_indices}
+        host = allocation.host
+        return {"name": host.name, "executor": host.executor, "gpus": allocation.gpu_indices}
 
 
 class JobEventOutput(serializers.ModelSerializer[JobEvent]):
@@ -111,6 +112,36 @@ class EnvironmentOutput(serializers.ModelSerializer[Environment]):
         model = Environment
         fields = ["name", "description", "image", "gpu_image", "is_default"]
         read_only_fields = fields
+
+
+class EnvironmentCreateInput(InputSerializer):
+    # Blank values pass here so that the service says what a good one looks like.
+    name = serializers.CharField(max_length=64, allow_blank=True, help_text="e.g. pytorch-2.5")
+    image = serializers.CharField(
+        max_length=255, allow_blank=True, trim_whitespace=False,
+        help_text="The CPU image: [REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST].",
+    )  # fmt: skip
+    gpu_image = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, trim_whitespace=False,
+        help_text="The image for jobs given GPUs; the CPU image if empty.",
+    )  # fmt: skip
+    description = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_blank=True)
+    default = serializers.BooleanField(
+        required=False, default=False, help_text="Jobs that name no environment run in it."
+    )
+
+
+class EnvironmentUpdateInput(InputSerializer):
+    image = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, trim_whitespace=False
+    )
+    gpu_image = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, trim_whitespace=False
+    )
+    description = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_blank=True)
+    default = serializers.BooleanField(
+        required=False, help_text="true makes it the default (and no other)."
+    )
 
 
 class MachineTypeOutput(serializers.ModelSerializer[MachineType]):

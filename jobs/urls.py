@@ -24,5 +24,10 @@ urlpatterns = [
     ),
     re_path(api(rf"{JOB}/events"), views.JobEventListView.as_view(), name="job-events"),
     re_path(api("environments"), views.EnvironmentListView.as_view(), name="environment-list"),
+    re_path(
+        api(rf"environments/(?P<name>{NAME})"),
+        views.EnvironmentDetailView.as_view(),
+        name="environment",
+    ),
     re_path(api("machine-types"), views.MachineTypeListView.as_view(), name="machine-type-list"),
 ]

@@ -16,12 +16,14 @@ from blobs.models import Tree
 from core.api.pagination import LargePagePagination, paginated
 from core.api.serializers import validated
 from core.errors import NotFound
-from jobs import selectors, services
+from jobs import environments, selectors, services
 from jobs.inputs import InputRequest
 from jobs.logs import log_follow
 from jobs.models import Environment, Job, MachineType
 from jobs.serializers import (
+    EnvironmentCreateInput,
     EnvironmentOutput,
+    EnvironmentUpdateInput,
     JobCreateInput,
     JobEventOutput,
     JobOutput,
@@ -114,6 +116,34 @@ class EnvironmentListView(APIView):
     def get(self, request: Request) -> Response:
         rows = Environment.objects.order_by("name")
         return paginated(request, self, rows, EnvironmentOutput)
+
+    @extend_schema(request=EnvironmentCreateInput, responses={201: EnvironmentOutput})
+    def post(self, request: Request) -> Response:
+        """Register an image as an environment (site admins only)."""
+        data = validated(EnvironmentCreateInput, request.data)
+        environment = environments.environment_create(actor=current_user(request), **data)
+        return Response(EnvironmentOutput(environment).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetailView(APIView):
+    @extend_schema(responses=EnvironmentOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(EnvironmentOutput(environments.environment_get(name)).data)
+
+    @extend_schema(request=EnvironmentUpdateInput, responses=EnvironmentOutput)
+    def patch(self, request: Request, name: str) -> Response:
+        """Change an environment's images, description, or make it the default (site admins)."""
+        changes = environments.EnvironmentChanges(**validated(EnvironmentUpdateInput, request.data))
+        environment = environments.environment_update(
+            actor=current_user(request), name=name, changes=changes
+        )
+        return Response(EnvironmentOutput(environment).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str) -> Response:
+        """Delete an environment no job has run in (site admins only)."""
+        environments.environment_delete(actor=current_user(request), name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MachineTypeListView(APIView):

@@ -20,6 +20,8 @@ class Project(OwnedByUserOrTeam):
     """
 
     updated_at = models.DateTimeField(default=timezone.now)
+    # Whether the project's jobs may reach the network; off, they see only their loopback.
+    job_network = models.BooleanField(default=True)
 
     objects = ProjectQuerySet.as_manager()
 

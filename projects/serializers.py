@@ -33,6 +33,9 @@ class ProjectUpdateInput(InputSerializer):
         max_length=MAX_DESCRIPTION, required=False, allow_blank=True
     )
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+    job_network = serializers.BooleanField(
+        required=False, help_text="Whether the project's jobs may reach the network."
+    )
 
 
 class ProjectListQuery(serializers.Serializer):
@@ -62,7 +65,7 @@ class ProjectOutput(serializers.ModelSerializer[Project]):
         model = Project
         fields = [
             "id", "owner", "owner_kind", "name", "full_name", "description", "visibility",
-            "role", "created_at", "updated_at",
+            "job_network", "role", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

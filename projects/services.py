@@ -34,6 +34,7 @@ def project_update(
     name: str | None = None,
     description: str | None = None,
     visibility: Visibility | None = None,
+    job_network: bool | None = None,
 ) -> Project:
     authorize_project(actor, project, ProjectAction.MANAGE)
     if name is not None:
@@ -42,10 +43,13 @@ def project_update(
         project.description = description
     if visibility is not None:
         project.visibility = visibility
+    if job_network is not None:
+        project.job_network = job_network  # jobs started from now on; running ones keep theirs
     project.updated_at = timezone.now()
+    fields = ["name", "description", "visibility", "job_network", "updated_at"]
     try:
         with transaction.atomic():
-            project.save(update_fields=["name", "description", "visibility", "updated_at"])
+            project.save(update_fields=fields)
             project_event_publish(project, "project.updated", {"name": project.name})
     except IntegrityError as exc:
         raise name_taken(project, "project") from exc

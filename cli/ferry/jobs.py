@@ -101,6 +101,11 @@ class Jobs:
         rows: list[dict[str, Any]] = page["results"]
         return rows
 
+    def hosts(self) -> list[dict[str, Any]]:
+        page = self.client.get("/hosts", {"page_size": 1000})
+        rows: list[dict[str, Any]] = page["results"]
+        return rows
+
     def output(self, project: ProjectRef, number: int) -> TreeFiles:
         """The files of the job's output, to list and download."""
         return TreeFiles(self.client, f"{self.job_path(project, number)}/output")

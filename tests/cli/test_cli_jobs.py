@@ -42,6 +42,7 @@ pathlib.Path(os.environ["FERRY_OUTPUT"], "model.txt").write_text("weights")
 def agent_dir(settings: pytest.FixtureRequest, tmp_path: Path) -> Path:
     settings.FERRY_AGENT_DIR = tmp_path / "agent"  # type: ignore[attr-defined]
     settings.FERRY_JOB_STOP_GRACE_S = 1  # type: ignore[attr-defined]
+    settings.FERRY_EXECUTOR = "local"  # type: ignore[attr-defined]
     host_register("here", inventory_read())
     return tmp_path / "agent"
 
@@ -88,9 +89,12 @@ def test_init_run_follow_and_status(logged_in: Ferry, workdir: Path, tmp_path: P
     assert job["command"] == "python3 train.py"
     assert [i["name"] for i in job["inputs"]] == ["mnist"]
     assert job["output"] is not None
+    assert (job["host"]["name"], job["host"]["executor"]) == ("here", "local")
     table = logged_in("status").out
     assert "succeeded" in table
     assert "python3 train.py" in table
+    hosts = logged_in("hosts").out.split()
+    assert hosts[:3] == ["here", "online", "local"]
 
 
 @pytest.mark.usefixtures("agent_dir")

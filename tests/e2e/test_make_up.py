@@ -94,6 +94,8 @@ def test_make_up_serves_the_api_and_ctrl_c_stops_every_process(tmp_path: Path) -
     var_dir = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(FERRY_VAR_DIR=str(var_dir), FERRY_PORT=str(port), FERRY_HOST="127.0.0.1")
+    # The local executor: on a machine with Docker, the job images are `make images`' to build.
+    env.update(FERRY_EXECUTOR="local")
     process = subprocess.Popen(
         ["make", "--no-print-directory", "up"],
         cwd=REPO,

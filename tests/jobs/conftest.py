@@ -4,7 +4,12 @@ The executor suites give their own ``executor`` and ``job_dir``; the agent's sui
 and ``submitted``.
 """
 
+import base64
+import functools
+import hashlib
+import http.server
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,6 +54,7 @@ def api(settings: Settings, tmp_path: Path) -> APIClient:
     """Alice's client, her project alice/mnist, and this machine registered as host "here"."""
     settings.FERRY_AGENT_DIR = tmp_path / "agent"
     settings.FERRY_JOB_STOP_GRACE_S = 1
+    settings.FERRY_EXECUTOR = "local"  # the Docker backend has suites of its own
     alice = UserFactory.create(username="alice")
     ProjectFactory.create(name="mnist", owner_user=alice)
     host_register("here", inventory_read())
@@ -88,3 +94,52 @@ def agent() -> Iterator[Callable[[Job], list[str]]]:
         (control / "go").touch()  # a test that failed half-way leaves no job waiting
     for thread in threads:
         thread.join(60)
+
+
+# --- a package index for requirements -----------------------------------------------------------
+
+
+def make_wheel(directory: Path, version: str) -> None:
+    """A pure-Python wheel of ``ferry-tiny`` whose module says its version."""
+    dist_info = f"ferry_tiny-{version}.dist-info"
+    files = {
+        "ferry_tiny/__init__.py": f"VERSION = {version!r}\n".encode(),
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: ferry-tiny\nVersion: {version}\n"
+        .encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }  # fmt: skip
+
+    def hashed(data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        return f"sha256={digest.decode()},{len(data)}"
+
+    record = "".join(f"{path},{hashed(data)}\n" for path, data in files.items())
+    with zipfile.ZipFile(directory / f"ferry_tiny-{version}-py3-none-any.whl", "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+        wheel.writestr(f"{dist_info}/RECORD", record + f"{dist_info}/RECORD,,\n")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def wheel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTP directory of ferry-tiny 1.0 and 2.0, which pip reads as --find-links: a job in
+    the sandbox sees no host path, but it sees the network."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    for version in ("1.0", "2.0"):
+        make_wheel(wheels, version)
+    handler = functools.partial(QuietHandler, directory=str(wheels))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+@pytest.fixture
+def pip_args(wheel_server: str) -> list[str]:
+    return ["--no-index", "--find-links", wheel_server]

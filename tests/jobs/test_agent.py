@@ -8,15 +8,19 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
+import jobs.agent
 from blobs.storage import get_storage
 from fleet.models import Allocation
-from jobs.agent import run_job
+from jobs.agent import outcome, run_job
+from jobs.executors import Exit, LocalExecutor
 from jobs.logs import log_read
 from jobs.models import Job
 from tests.blobs.test_upload_api import upload
 from tests.jobs.conftest import JOBS, submitted
+from tests.jobs.test_executor_contract import require_bwrap
 from tracking.models import Metric
 
 pytestmark = [
@@ -121,3 +125,77 @@ def test_a_line_is_stored_within_a_second_or_two_even_if_the_job_goes_quiet(
     assert log_read(job, 0).data == b"hello\n"
     assert time.monotonic() - started < 2.5  # one beat's flush, not the job's end
     assert Job.objects.get(id=job.id).status == "running"
+
+
+def test_a_project_can_keep_its_jobs_off_the_network(api: APIClient) -> None:
+    require_bwrap()  # only a sandbox (or a container) can take a job's network away
+    changed = api.patch("/api/v1/projects/alice/mnist", {"job_network": False}, format="json")
+    assert (changed.status_code, changed.json()["job_network"]) == (200, False)
+    job = submitted(api, "cat /proc/net/dev")
+
+    assert run_job(job.id) == "succeeded"
+
+    interfaces = [
+        line.split(":")[0].strip() for line in log_read(job, 0).data.decode().splitlines()[2:]
+    ]
+    assert interfaces == ["lo"]
+
+
+def test_without_a_sandbox_a_job_off_the_network_fails_and_says_what_to_do(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs.agent, "make_executor", lambda: LocalExecutor(sandbox=False))
+    api.patch("/api/v1/projects/alice/mnist", {"job_network": False}, format="json")
+    job = submitted(api, "true")
+
+    assert run_job(job.id) == "failed"
+
+    job.refresh_from_db()
+    assert "without network" in job.status_reason
+    assert "install bubblewrap" in job.status_reason
+
+
+def test_a_job_killed_at_its_memory_limit_says_so_and_what_to_do(api: APIClient) -> None:
+    job = submitted(api, "true")
+
+    status, reason = outcome(job.id, Exit(code=137, signal=None, oom_killed=True), "")
+
+    assert status == "failed"
+    assert reason == (
+        "it ran out of memory: killed at the 4096 MB of its machine type cpu; "
+        "run it on a machine type with more memory (ferry run --machine NAME)"
+    )
+
+
+def test_a_jobs_requirements_are_installed_first_and_logged(
+    api: APIClient, pip_args: list[str], settings: Settings
+) -> None:
+    settings.FERRY_PIP_ARGS = pip_args
+    code = upload(
+        api,
+        {
+            "ferry_requirements.txt": b"ferry-tiny==2.0\n",
+            "train.py": b"import ferry_tiny\nprint('tiny', ferry_tiny.VERSION)\n",
+        },
+    )
+    job = submitted(api, "python3 train.py", code=code["digest"])
+
+    assert run_job(job.id) == "succeeded"
+
+    log = log_read(job, 0).data.decode()
+    assert "Successfully installed ferry-tiny-2.0" in log  # pip's own words, first
+    assert log.endswith("tiny 2.0\n")  # then the job's
+
+
+def test_requirements_that_cannot_be_installed_fail_the_job_with_pips_words(
+    api: APIClient, pip_args: list[str], settings: Settings
+) -> None:
+    settings.FERRY_PIP_ARGS = pip_args
+    code = upload(api, {"ferry_requirements.txt": b"ferry-tiny==9.9\n", "train.py": b""})
+    job = submitted(api, "python3 train.py", code=code["digest"])
+
+    assert run_job(job.id) == "failed"
+
+    job.refresh_from_db()
+    assert job.status_reason.startswith("could not start:")
+    assert "ferry-tiny==9.9" in job.status_reason

@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from projects.models import Project, ProjectMember
 from tests.factories import ProjectFactory, UserFactory
+from tests.support.api_errors import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +103,17 @@ def test_project_lists_are_paginated(alice_client: APIClient, alice: User) -> No
     assert first["previous"] is None
     assert [p["name"] for p in last["results"]] == ["p4"]
     assert last["next"] is None
+
+
+def test_a_project_turns_its_jobs_network_off_and_on(alice_client: APIClient) -> None:
+    alice_client.post("/api/v1/projects", {"name": "mnist"}, format="json")
+    url = "/api/v1/projects/alice/mnist"
+    assert alice_client.get(url).json()["job_network"] is True
+
+    off = alice_client.patch(url, {"job_network": False}, format="json")
+    junk = alice_client.patch(url, {"job_network": "sometimes"}, format="json")
+
+    assert (off.status_code, off.json()["job_network"]) == (200, False)
+    assert "job_network" in assert_error(junk, 400, "invalid")["fields"]
+    assert Project.objects.get(name="mnist").job_network is False
+    assert alice_client.patch(url, {"job_network": True}, format="json").json()["job_network"]

@@ -168,6 +168,23 @@ def status(ctx: Context, job: str | None, as_json: bool) -> None:
 
 
 @click.command()
+@json_option
+@click.pass_obj
+def hosts(ctx: Context, as_json: bool) -> None:
+    """The machines that run jobs: state, how they run jobs, cpus, memory and GPUs."""
+    rows = jobs_of(ctx).hosts()
+    if as_json:
+        ctx.json(rows)
+        return
+    for row in rows:
+        gpus = ", ".join(f"{gpu['index']}: {gpu['model']}" for gpu in row["gpus"]) or "no GPUs"
+        ctx.out(
+            f"{row['name']:<16} {row['state']:<9} {row['executor']:<7} {row['cpus']:g} cpus  "
+            f"{row['memory_mb']} MB  {gpus}"
+        )
+
+
+@click.command()
 @click.argument("job")
 @click.pass_obj
 def info(ctx: Context, job: str) -> None:
@@ -265,4 +282,4 @@ def clone(ctx: Context, job: str, directory: Path | None) -> None:
     ctx.out(f"Cloned the code of job {found['name']} into {target} ({count} files, {size} bytes)")
 
 
-COMMANDS = [init, run, logs, status, info, stop, output, restart, clone]
+COMMANDS = [init, run, logs, status, info, stop, output, restart, clone, hosts]

@@ -30,13 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4, help="Jobs run at once.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        host = host_register(options["name"], inventory_read())
+        executor = make_executor()
+        host = host_register(options["name"], inventory_read(), executor=executor.name)
         self.stdout.write(
             f"Host {host.name}: {host.cpus:g} cpus, {host.memory_mb} MB, {len(host.gpus)} GPUs; "
-            f"jobs under {settings.FERRY_AGENT_DIR}"
+            f"jobs run by the {executor.name} executor under {settings.FERRY_AGENT_DIR}"
         )
         threading.Thread(target=_beat, args=(host.name,), daemon=True).start()
-        taken_up = recover_jobs(host.name, make_executor(), agent_paths())
+        taken_up = recover_jobs(host.name, executor, agent_paths())
         if taken_up:
             self.stdout.write(f"Watching {len(taken_up)} jobs again that were running here")
         app.worker_main(

@@ -1,0 +1,99 @@
+"""A job from submit to its end on the Docker executor: the agent's side, on the real engine,
+in an environment whose image is the test image (``tests.support.docker_image``)."""
+
+from pathlib import Path
+
+import pytest
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from fleet.models import Allocation
+from jobs.agent import AgentPaths, agent_paths, run_job
+from jobs.executors import DockerExecutor
+from jobs.logs import log_read
+from jobs.models import Environment
+from jobs.recovery import recover_jobs
+from tests.blobs.test_upload_api import upload
+from tests.jobs.conftest import submitted
+from tests.jobs.test_executor_contract import docker_executor
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.parametrize("configured_storage", ["filesystem"], indirect=True),
+    pytest.mark.usefixtures("configured_storage"),
+]
+
+TRAIN = b"""\
+import os, json, pathlib, ferry
+data = pathlib.Path("/ferry/input/mnist/train.csv")
+print("rows:", len(data.read_text().splitlines()), "uid:", os.getuid(), flush=True)
+print(json.dumps({"metric": "accuracy", "value": 0.5, "step": 1}), flush=True)
+pathlib.Path("/ferry/output/model.txt").write_text("weights")
+print("kept:", ferry.checkpoint(timeout=60), flush=True)
+"""
+
+
+@pytest.fixture
+def in_docker(api: APIClient, settings: Settings) -> str:
+    """The agent on the docker executor; the environment "test-image" runs the test image."""
+    image = docker_executor().default_image
+    assert image is not None
+    settings.FERRY_EXECUTOR = "docker"
+    Environment.objects.create(name="test-image", image=image)
+    return image
+
+
+def test_a_job_reads_its_input_checkpoints_and_keeps_its_output_in_a_container(
+    api: APIClient, in_docker: str
+) -> None:
+    assert api.post("/api/v1/datasets", {"name": "mnist"}, format="json").status_code == 201
+    data = upload(api, {"train.csv": b"1,2\n3,4\n"})
+    api.post("/api/v1/datasets/alice/mnist/versions", {"tree": data["digest"]}, format="json")
+    code = upload(api, {"train.py": TRAIN})
+    job = submitted(
+        api, "python3 train.py", code=code["digest"], environment="test-image",
+        inputs=[{"source": "alice/datasets/mnist"}],
+    )  # fmt: skip
+
+    assert run_job(job.id) == "succeeded", log_read(job, 0).data
+
+    job.refresh_from_db()
+    log = log_read(job, 0).data.decode()
+    assert "rows: 2 uid: 10001" in log  # not root
+    assert "kept: True" in log
+    assert list(job.output_tree.entries.values_list("path", flat=True)) == ["model.txt"]  # type: ignore[union-attr]
+    assert Allocation.objects.get(job=job).released_at is not None
+    assert not DockerExecutor().containers(under=agent_paths().jobs)  # removed at its end
+
+
+def test_an_image_the_host_lacks_fails_the_job_saying_how_to_get_it(
+    api: APIClient, in_docker: str
+) -> None:
+    Environment.objects.create(name="absent", image="ferry-test/absent:never")
+    job = submitted(api, "true", environment="absent")
+
+    assert run_job(job.id) == "failed"
+
+    job.refresh_from_db()
+    assert "ferry-test/absent:never is not on this host" in job.status_reason
+    assert "make images" in job.status_reason
+
+
+def test_an_agent_starting_removes_containers_nothing_watches(
+    api: APIClient, in_docker: str, tmp_path: Path
+) -> None:
+    job = submitted(api, "sleep 60", environment="test-image")
+    executor = DockerExecutor()
+    paths = agent_paths()
+    from jobs.agent import prepare
+
+    handle = executor.launch(prepare(job, paths, link_inputs=True))
+    assert [c.job_id for c in executor.containers(under=paths.jobs)] == [str(job.id)]
+    # The agent died; the job was lost meanwhile; its directory went with the crash.
+    job.status = "lost"
+    job.save(update_fields=["status"])
+    executor.stop(handle, grace_s=0)
+
+    recover_jobs("here", executor, AgentPaths(paths.root))
+
+    assert executor.containers(under=paths.jobs) == []
