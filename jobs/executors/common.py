@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -32,6 +33,50 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- the job's environment --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """A job's state directory (``<workdir>/.executor``), the same on every backend: what the
+    job printed, how it ended, the markers of why, and the lock its watcher holds while it
+    lives (how another process tells a watched job from one whose watcher died)."""
+
+    root: Path
+
+    @property
+    def log(self) -> Path:
+        return self.root / "output.log"
+
+    @property
+    def exit(self) -> Path:
+        return self.root / "exit.json"
+
+    @property
+    def stopped(self) -> Path:
+        return self.root / "stop-requested"
+
+    @property
+    def timed_out(self) -> Path:
+        return self.root / "timed-out"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "watcher.lock"
+
+    @property
+    def keepalive(self) -> Path:
+        """The lease: its agent touches it while it watches the job."""
+        return self.root / "keepalive"
+
+    @property
+    def tmp(self) -> Path:
+        """The local backend's private /tmp."""
+        return self.root / "tmp"
+
+    @property
+    def sdk(self) -> Path:
+        """On the PYTHONPATH of a local job without a sandbox: holds a link named ``ferry``."""
+        return self.root / "sdk"
 
 
 def job_env(

@@ -69,6 +69,7 @@ from jobs.executors.base import (
     Mount,
 )
 from jobs.executors.common import (
+    StateDir,
     job_env,
     lock_held,
     python_main,
@@ -79,7 +80,7 @@ from jobs.executors.common import (
     tail,
     wait_for,
 )
-from jobs.executors.engine_api import ENGINE_TIMEOUT_S, Paths, Plan
+from jobs.executors.engine_api import ENGINE_TIMEOUT_S, Plan
 from jobs.executors.logs import follow
 
 STATE_DIR = ".executor"  # inside the job's workdir: the log, the lease, the exit record
@@ -181,7 +182,7 @@ class DockerExecutor(Executor):
                 raise LaunchError(
                     f"{mount.target} cannot be mounted: {mount.source} is no directory."
                 )
-        paths = Paths(spec.workdir / STATE_DIR)
+        paths = StateDir(spec.workdir / STATE_DIR)
         try:
             paths.root.mkdir(parents=True)
         except FileExistsError:
@@ -313,7 +314,7 @@ class DockerExecutor(Executor):
             "user": f"{uid}:{gid}",
             "working_dir": str(CODE_TARGET),
             "environment": env,
-            "mounts": _mounts(spec, Paths(state_dir), sdk),
+            "mounts": _mounts(spec, StateDir(state_dir), sdk),
             "init": True,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
@@ -338,7 +339,7 @@ class DockerExecutor(Executor):
             config["device_requests"] = [request]
         return config
 
-    def _prepare(self, spec: JobSpec, paths: Paths, image: str) -> str:
+    def _prepare(self, spec: JobSpec, paths: StateDir, image: str) -> str:
         """Lay out the state directory and create the container (not started): its id."""
         paths.log.touch()
         paths.keepalive.touch()  # the lease runs from now
@@ -364,7 +365,7 @@ class DockerExecutor(Executor):
         container: str = created["Id"]
         return container
 
-    def _start(self, container: str, spec: JobSpec, paths: Paths) -> None:
+    def _start(self, container: str, spec: JobSpec, paths: StateDir) -> None:
         plan: Plan = {
             "container": container,
             "base_url": self._base_url,
@@ -404,7 +405,7 @@ class DockerExecutor(Executor):
         state_dir, container = handle.data.get("state_dir"), handle.data.get("container")
         if not isinstance(state_dir, str) or not isinstance(container, str):
             raise ValueError(f"Not a docker job's handle: {handle.to_state()!r}")
-        paths = Paths(Path(state_dir))
+        paths = StateDir(Path(state_dir))
         if not paths.exit.exists() and not paths.lock.exists():
             raise JobNotFound(f"No docker job {handle.job_id} at {state_dir} (cleaned up?).")
         return _Job(paths, container, lambda: self._engine)
@@ -414,7 +415,7 @@ def _in_container(mount: Mount) -> str:
     return mount.target
 
 
-def _mounts(spec: JobSpec, paths: Paths, sdk: Path | None) -> list[DockerMount]:
+def _mounts(spec: JobSpec, paths: StateDir, sdk: Path | None) -> list[DockerMount]:
     def bind(source: Path, target: str, read_only: bool) -> DockerMount:
         return DockerMount(target, str(source), type="bind", read_only=read_only)
 
@@ -444,7 +445,7 @@ def job_user() -> tuple[int, int]:
     return JOB_UID, JOB_GID
 
 
-def _give_to_job(spec: JobSpec, paths: Paths) -> None:
+def _give_to_job(spec: JobSpec, paths: StateDir) -> None:
     """Let the job's user write where it may (its code copy, its writable mounts, its log)
     when it is not the agent's own."""
     uid, gid = job_user()
@@ -498,7 +499,7 @@ def signal_container(engine: docker.DockerClient, container: str, signum: int) -
 class _Job:
     """A launched job, seen from any process."""
 
-    paths: Paths
+    paths: StateDir
     container: str
     engine: Callable[[], docker.DockerClient]
 

@@ -21,13 +21,13 @@ import socket
 import struct
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 from urllib.parse import quote, urlsplit
 
 from jobs.executors.common import (
     ExitRecord,
+    StateDir,
     answer,
     hold_lock,
     lease_expired,
@@ -261,42 +261,10 @@ class Plan(TypedDict):
     grace_s: float
 
 
-@dataclass(frozen=True)
-class Paths:
-    """A docker job's state directory."""
-
-    root: Path
-
-    @property
-    def log(self) -> Path:
-        return self.root / "output.log"
-
-    @property
-    def exit(self) -> Path:
-        return self.root / "exit.json"
-
-    @property
-    def stopped(self) -> Path:
-        return self.root / "stop-requested"
-
-    @property
-    def timed_out(self) -> Path:
-        return self.root / "timed-out"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "watchdog.lock"
-
-    @property
-    def keepalive(self) -> Path:
-        """The lease: its agent touches it while it watches the job."""
-        return self.root / "keepalive"
-
-
 def watch() -> None:
     """The watchdog process: start the container, answer the launcher, enforce the max runtime
     and the lease, record the end. Its argv: the state directory and the fd to answer on."""
-    paths, reply_fd = Paths(Path(sys.argv[1])), int(sys.argv[2])
+    paths, reply_fd = StateDir(Path(sys.argv[1])), int(sys.argv[2])
     hold_lock(paths.lock)
     plan: Plan = json.loads(sys.stdin.buffer.read())
     try:
@@ -329,7 +297,7 @@ def _wait_for_end(client: EngineLike, container: str) -> int | None:
             threading.Event().wait(ENGINE_RETRY_S)
 
 
-def _end_of(client: EngineLike, container: str, code: int | None, paths: Paths) -> ExitRecord:
+def _end_of(client: EngineLike, container: str, code: int | None, paths: StateDir) -> ExitRecord:
     oom_killed = False
     # Only a failure asks more of the engine: a job that exited 0 succeeded, OOM kill or not
     # (of one of its processes), and its end is recorded the sooner.
@@ -366,7 +334,7 @@ class _Stopper:
 
 
 def _enforce_max_runtime(
-    paths: Paths, max_runtime_s: int, stop: _Stopper, ended: threading.Event
+    paths: StateDir, max_runtime_s: int, stop: _Stopper, ended: threading.Event
 ) -> None:
     if ended.wait(max_runtime_s):
         return
@@ -375,7 +343,7 @@ def _enforce_max_runtime(
 
 
 def _enforce_keepalive(
-    paths: Paths, keepalive_s: float, stop: _Stopper, ended: threading.Event
+    paths: StateDir, keepalive_s: float, stop: _Stopper, ended: threading.Event
 ) -> None:
     """Stop the job, as ``stop()`` would, once its lease has not changed for ``keepalive_s``."""
     if lease_expired(paths.keepalive, keepalive_s, ended):

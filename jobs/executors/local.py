@@ -12,7 +12,7 @@ any process can find it again from the handle's state (the job's directory and p
 - where the spec sets ``keepalive_s``, it stops the job once the lease file (``keepalive``,
   touched by ``keepalive()``) has not changed for that long: its agent is gone, and the server
   has freed the job's GPUs;
-- it holds an exclusive ``flock`` on ``supervisor.lock`` while it lives, which is how another
+- it holds an exclusive ``flock`` on ``watcher.lock`` while it lives, which is how another
   process tells a running job from one whose supervisor died (no pid that could be reused).
 
 ``stop()`` writes a marker (so the end is recorded as stopped), then signals the process group.
@@ -58,6 +58,7 @@ from jobs.executors.base import (
 )
 from jobs.executors.common import (
     ExitRecord,
+    StateDir,
     answer,
     hold_lock,
     job_env,
@@ -96,41 +97,6 @@ class _Plan(TypedDict):
     grace_s: float
 
 
-@dataclass(frozen=True)
-class _Paths:
-    root: Path
-
-    @property
-    def log(self) -> Path:
-        return self.root / "output.log"
-
-    @property
-    def exit(self) -> Path:
-        return self.root / "exit.json"
-
-    @property
-    def stopped(self) -> Path:
-        return self.root / "stop-requested"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "supervisor.lock"
-
-    @property
-    def keepalive(self) -> Path:
-        """The lease: its agent touches it while it watches the job."""
-        return self.root / "keepalive"
-
-    @property
-    def sdk(self) -> Path:
-        """On the PYTHONPATH of a job without a sandbox: holds a link named ``ferry``."""
-        return self.root / "sdk"
-
-    @property
-    def tmp(self) -> Path:
-        return self.root / "tmp"
-
-
 class LocalExecutor(Executor):
     name = "local"
 
@@ -163,7 +129,7 @@ class LocalExecutor(Executor):
                 raise LaunchError(
                     f"{mount.target} cannot be mounted: {mount.source} is no directory."
                 )
-        paths = _Paths(spec.workdir / STATE_DIR)
+        paths = StateDir(spec.workdir / STATE_DIR)
         try:
             paths.root.mkdir(parents=True)
         except FileExistsError:
@@ -224,12 +190,12 @@ class LocalExecutor(Executor):
         state_dir, pgid = handle.data.get("state_dir"), handle.data.get("pgid")
         if not isinstance(state_dir, str) or not isinstance(pgid, int):
             raise ValueError(f"Not a local job's handle: {handle.to_state()!r}")
-        job = _Job(_Paths(Path(state_dir)), pgid)
+        job = _Job(StateDir(Path(state_dir)), pgid)
         if not job.paths.exit.exists() and not job.paths.lock.exists():
             raise JobNotFound(f"No local job {handle.job_id} at {state_dir} (cleaned up?).")
         return job
 
-    def _plan(self, spec: JobSpec, paths: _Paths, sdk: Path | None) -> _Plan:
+    def _plan(self, spec: JobSpec, paths: StateDir, sdk: Path | None) -> _Plan:
         shell = ["/bin/sh", "-c", spec.command]
         if self._sandbox:
             argv = [*sandbox_args(spec, paths.tmp, sdk), "--", *shell]
@@ -325,7 +291,7 @@ def _system_binds() -> list[str]:
 # --- the launcher's side ----------------------------------------------------------------------
 
 
-def _start_supervisor(paths: _Paths, plan: _Plan) -> int:
+def _start_supervisor(paths: StateDir, plan: _Plan) -> int:
     """Start the job's supervisor and return the job's process group once its command runs."""
     reply = start_watcher(_SUPERVISOR_MAIN, paths.root, paths.log, plan)
     if "pgid" not in reply:
@@ -339,7 +305,7 @@ def _start_supervisor(paths: _Paths, plan: _Plan) -> int:
 class _Job:
     """A launched job, seen from any process."""
 
-    paths: _Paths
+    paths: StateDir
     pgid: int
 
     def ended(self) -> Exit | None:
@@ -370,7 +336,7 @@ class _Job:
 def supervise() -> None:
     """The supervisor process: start the job, answer the launcher, enforce the max runtime,
     record the end. Its argv: the state directory and the fd to answer on."""
-    paths, reply_fd = _Paths(Path(sys.argv[1])), int(sys.argv[2])
+    paths, reply_fd = StateDir(Path(sys.argv[1])), int(sys.argv[2])
     hold_lock(paths.lock)
     plan: _Plan = json.loads(sys.stdin.buffer.read())
     try:
@@ -471,7 +437,7 @@ def _enforce_max_runtime(
 
 
 def _enforce_keepalive(
-    paths: _Paths, keepalive_s: float, grace_s: float, pgid: int, ended: threading.Event
+    paths: StateDir, keepalive_s: float, grace_s: float, pgid: int, ended: threading.Event
 ) -> None:
     """Stop the job, as ``stop()`` would, once its lease has not changed for ``keepalive_s``."""
     if lease_expired(paths.keepalive, keepalive_s, ended):

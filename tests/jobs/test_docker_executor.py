@@ -432,7 +432,7 @@ def kill_watchdog(state_dir: Path) -> None:
     """SIGKILL the job's watchdog, and return once it is gone (its lock free)."""
     os.kill(watchdog_of(state_dir), signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while lock_held(state_dir / "watchdog.lock"):
+    while lock_held(state_dir / "watcher.lock"):
         assert time.monotonic() < deadline, "the watchdog outlived SIGKILL"
         time.sleep(0.01)
 
