@@ -134,37 +134,61 @@ def python_main(module: str, function: str) -> str:
     )
 
 
+class Watcher:
+    """A detached watcher process (``python -I -c main STATE_DIR REPLY_FD``) that outlives its
+    launcher. It is started before it is needed, so that its interpreter starts while the
+    launcher prepares the job; ``send`` then gives it its plan on stdin (so secrets never touch
+    disk) and returns its one-line JSON reply, sent once the job runs or failed to start. Its
+    own output goes to the job's log, where a crash shows."""
+
+    def __init__(self, main: str, state_dir: Path, log: Path) -> None:
+        reply_read, reply_write = os.pipe()
+        try:
+            with log.open("ab") as output:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-I", "-c", main, str(state_dir), str(reply_write)],
+                    stdin=subprocess.PIPE,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(reply_write,),
+                    start_new_session=True,  # not ours to lose: it survives this process
+                    cwd=state_dir,
+                )
+        except BaseException:
+            os.close(reply_read)
+            raise
+        finally:
+            os.close(reply_write)
+        self._replies = reply_read
+        # Reap it when it ends, so no zombie lingers in a long-lived agent.
+        threading.Thread(
+            target=self._process.wait, name="ferry-watcher-reaper", daemon=True
+        ).start()
+
+    def send(self, plan: Mapping[str, object]) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError), self._process.stdin:
+            self._process.stdin.write(json.dumps(plan).encode())
+        with os.fdopen(self._replies, "rb") as replies:
+            line = replies.readline()  # ends when the watcher answers or dies
+        if not line:
+            return {"error": "it ended before starting the job"}
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def abandon(self) -> None:
+        """No plan after all: its stdin closes empty, and it ends without doing anything."""
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
+        os.close(self._replies)
+
+
 def start_watcher(
     main: str, state_dir: Path, log: Path, plan: Mapping[str, object]
 ) -> dict[str, Any]:
-    """Start a detached watcher (``python -I -c main STATE_DIR REPLY_FD``), send it ``plan`` on
-    its stdin (so secrets never touch disk), and return its one-line JSON reply, sent once the
-    job runs or failed to start. Its own output goes to the job's log, where a crash shows."""
-    reply_read, reply_write = os.pipe()
-    try:
-        with log.open("ab") as output:
-            watcher = subprocess.Popen(
-                [sys.executable, "-I", "-c", main, str(state_dir), str(reply_write)],
-                stdin=subprocess.PIPE,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                pass_fds=(reply_write,),
-                start_new_session=True,  # not ours to lose: it survives this process
-                cwd=state_dir,
-            )
-    finally:
-        os.close(reply_write)
-    # Reap it when it ends, so no zombie lingers in a long-lived agent.
-    threading.Thread(target=watcher.wait, name="ferry-watcher-reaper", daemon=True).start()
-    assert watcher.stdin is not None
-    with contextlib.suppress(BrokenPipeError), watcher.stdin:
-        watcher.stdin.write(json.dumps(plan).encode())
-    with os.fdopen(reply_read, "rb") as replies:
-        line = replies.readline()  # ends when the watcher answers or dies
-    if not line:
-        return {"error": "it ended before starting the job"}
-    reply: dict[str, Any] = json.loads(line)
-    return reply
+    """Start a watcher and give it ``plan`` at once; its reply (see ``Watcher``)."""
+    return Watcher(main, state_dir, log).send(plan)
 
 
 def answer(fd: int, reply: Mapping[str, object]) -> None:

@@ -70,13 +70,13 @@ from jobs.executors.base import (
 )
 from jobs.executors.common import (
     StateDir,
+    Watcher,
     job_env,
     lock_held,
     python_main,
     read_exit,
     renew_lease,
     sdk_package,
-    start_watcher,
     tail,
     wait_for,
 )
@@ -188,9 +188,16 @@ class DockerExecutor(Executor):
         except FileExistsError:
             raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
         try:
-            container = self._prepare(spec, paths, image)
+            paths.log.touch()
+            # Its interpreter starts while the engine creates the container.
+            watcher = Watcher(_WATCHDOG_MAIN, paths.root, paths.log)
             try:
-                self._start(container, spec, paths)
+                container = self._prepare(spec, paths, image)
+            except BaseException:
+                watcher.abandon()
+                raise
+            try:
+                self._start(watcher, container, spec, paths)
             except BaseException:
                 self._remove(container)
                 raise
@@ -365,7 +372,7 @@ class DockerExecutor(Executor):
         container: str = created["Id"]
         return container
 
-    def _start(self, container: str, spec: JobSpec, paths: StateDir) -> None:
+    def _start(self, watcher: Watcher, container: str, spec: JobSpec, paths: StateDir) -> None:
         plan: Plan = {
             "container": container,
             "base_url": self._base_url,
@@ -373,7 +380,7 @@ class DockerExecutor(Executor):
             "keepalive_s": spec.keepalive_s,
             "grace_s": self._timeout_grace_s,
         }
-        reply = start_watcher(_WATCHDOG_MAIN, paths.root, paths.log, plan)
+        reply = watcher.send(plan)
         if "error" in reply:
             problem = f"the watchdog failed: {reply['error']}"
             raise LaunchError(f"The job did not start: {problem}\n{tail(paths.log)}")

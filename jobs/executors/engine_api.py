@@ -266,7 +266,10 @@ def watch() -> None:
     and the lease, record the end. Its argv: the state directory and the fd to answer on."""
     paths, reply_fd = StateDir(Path(sys.argv[1])), int(sys.argv[2])
     hold_lock(paths.lock)
-    plan: Plan = json.loads(sys.stdin.buffer.read())
+    sent = sys.stdin.buffer.read()
+    if not sent:
+        return  # abandoned: its launcher could not create the container
+    plan: Plan = json.loads(sent)
     try:
         client = engine(plan["base_url"])
         client.start(plan["container"])
