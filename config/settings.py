@@ -173,7 +173,8 @@ FERRY_JOB_STOP_GRACE_S = env.int("FERRY_JOB_STOP_GRACE_S", default=10)
 # A running job's output is kept this often (when it changed), besides on ferry.checkpoint().
 FERRY_CHECKPOINT_INTERVAL_S = env.int("FERRY_CHECKPOINT_INTERVAL_S", default=300)
 # How an agent runs jobs: "docker" (containers), "local" (a subprocess, in bubblewrap where it
-# works), or "auto": docker where an engine answers, local otherwise.
+# works), or "auto": docker where an engine answers and holds the default environment's image
+# (`make images`), local otherwise.
 FERRY_EXECUTOR = env.str("FERRY_EXECUTOR", default="auto")
 # Where an agent keeps its blob cache and its jobs' directories.
 FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from fleet.services import allocation_release, schedule_soon
 from jobs.checkpoints import Checkpoints, output_store
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
 from jobs.logs import log_append
-from jobs.models import FINISHED, Job, JobStatus
+from jobs.models import FINISHED, Environment, Job, JobStatus
 from jobs.requirements import with_requirements
 from jobs.status import job_transition
 from tracking.parsing import MetricLineParser, MetricPoint
@@ -76,15 +77,36 @@ def agent_paths() -> AgentPaths:
 
 
 def make_executor() -> Executor:
-    """The backend ``FERRY_EXECUTOR`` names; "auto" is docker where an engine answers."""
-    from jobs.executors.docker import DockerExecutor
-
+    """The backend ``FERRY_EXECUTOR`` names; for "auto", see ``docker_ready``."""
     choice = settings.FERRY_EXECUTOR
-    if choice == "docker" or (choice == "auto" and DockerExecutor.available()):
+    if choice == "docker" or (choice == "auto" and docker_ready()):
+        from jobs.executors.docker import DockerExecutor
+
         return DockerExecutor()
     if choice in ("local", "auto"):
         return LocalExecutor()
     raise ImproperlyConfigured(f"FERRY_EXECUTOR is {choice!r}: use auto, docker or local.")
+
+
+@cache
+def docker_ready() -> bool:
+    """Whether a Docker engine answers and holds the default environment's image: only then
+    does "auto" pick docker, so that a fresh `make up` on a machine with Docker runs jobs at
+    once (locally) instead of failing them until `make images` has run. Decided once per
+    process: restart the agent after building the images."""
+    from jobs.executors.docker import DockerExecutor
+
+    if not DockerExecutor.available():
+        return False
+    default = Environment.objects.filter(is_default=True).first()
+    ready = default is None or DockerExecutor().has_image(default.image)
+    if not ready:
+        logger.warning(
+            "Docker answers but has no %s, the default environment's image: jobs run on the "
+            "local executor until `make images` has built it and the agent is restarted",
+            default.image if default else "",
+        )
+    return ready
 
 
 def run_job(job_id: int, executor: Executor | None = None) -> str:

@@ -385,6 +385,16 @@ class DockerExecutor(Executor):
             problem = f"the watchdog failed: {reply['error']}"
             raise LaunchError(f"The job did not start: {problem}\n{tail(paths.log)}")
 
+    def has_image(self, image: str) -> bool:
+        """Whether the engine holds ``image`` already (no pull is tried)."""
+        try:
+            self._engine.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(f"The engine could not look up image {image}: {exc}") from exc
+        return True
+
     def _pull(self, image: str) -> None:
         try:
             self._engine.images.pull(image)

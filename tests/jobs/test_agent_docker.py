@@ -4,11 +4,12 @@ in an environment whose image is the test image (``tests.support.docker_image``)
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from fleet.models import Allocation
-from jobs.agent import AgentPaths, agent_paths, run_job
+from jobs.agent import AgentPaths, agent_paths, docker_ready, make_executor, run_job
 from jobs.executors import DockerExecutor
 from jobs.logs import log_read
 from jobs.models import Environment
@@ -97,3 +98,24 @@ def test_an_agent_starting_removes_containers_nothing_watches(
     recover_jobs("here", executor, AgentPaths(paths.root))
 
     assert executor.containers(under=paths.jobs) == []
+
+
+@pytest.mark.parametrize(("image", "backend"), [("test", "docker"), ("absent", "local")])
+def test_auto_picks_docker_once_it_holds_the_default_image(
+    settings: Settings, in_docker: str, image: str, backend: str
+) -> None:
+    settings.FERRY_EXECUTOR = "auto"
+    default_image = in_docker if image == "test" else "ferry-test/absent:never"
+    Environment.objects.filter(is_default=True).update(image=default_image)
+    docker_ready.cache_clear()
+    try:
+        assert make_executor().name == backend
+    finally:
+        docker_ready.cache_clear()
+
+
+def test_an_unknown_executor_setting_says_what_to_use(settings: Settings) -> None:
+    settings.FERRY_EXECUTOR = "kubernetes"
+
+    with pytest.raises(ImproperlyConfigured, match="use auto, docker or local"):
+        make_executor()
