@@ -46,7 +46,7 @@ def docker_setup() -> tuple[str | None, str]:
     if (problem := docker_engine_problem()) is not None:
         return None, problem
     try:
-        return docker_image.test_image(), ""
+        return docker_image.built_image(), ""
     except docker_image.ImageUnavailable as exc:
         return None, f"no test image: {exc}"
 
