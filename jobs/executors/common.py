@@ -12,16 +12,19 @@ import fcntl
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
-from jobs.executors.base import Exit, JobSpec, Mount
+from jobs.executors.base import Executor, ExecutorError, Exit, Handle, JobNotFound, JobSpec, Mount
+from jobs.executors.logs import follow
 
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -77,6 +80,58 @@ class StateDir:
     def sdk(self) -> Path:
         """On the PYTHONPATH of a local job without a sandbox: holds a link named ``ferry``."""
         return self.root / "sdk"
+
+
+# After SIGKILL a job ends at once unless stuck in the kernel (a dead NFS server, say).
+KILL_WAIT_S = 30.0
+
+
+class WatchedJob(Protocol):
+    """A launched job as a backend with a watcher process sees it, from any process."""
+
+    @property
+    def paths(self) -> StateDir: ...
+
+    def ended(self) -> Exit | None: ...
+
+    def signal(self, signum: int) -> None: ...
+
+
+class WatchedExecutor(Executor):
+    """The part of the contract that backends whose every job has a watcher process (writing
+    the job's ``StateDir``) share: the log from its file, the end from its record, stop by
+    signals with a marker so the end is recorded as stopped."""
+
+    @abstractmethod
+    def _job(self, handle: Handle) -> WatchedJob:
+        """The job ``handle`` names; JobNotFound once it was cleaned up."""
+
+    def logs(self, handle: Handle) -> Iterator[bytes]:
+        job = self._job(handle)
+        return follow(job.paths.log, finished=lambda: job.ended() is not None)
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
+        return wait_for(self._job(handle).ended, timeout)
+
+    def stop(self, handle: Handle, grace_s: float) -> None:
+        try:
+            job = self._job(handle)
+        except JobNotFound:
+            return  # cleaned up: it ended long ago
+        if (ended := job.ended()) is not None:
+            self._stop_ended(job, ended)
+            return
+        job.paths.stopped.touch()
+        job.signal(signal.SIGTERM)
+        if self.wait(handle, grace_s) is not None:
+            return
+        job.signal(signal.SIGKILL)
+        if self.wait(handle, KILL_WAIT_S) is None:
+            raise ExecutorError(f"Job {handle.job_id} still runs {KILL_WAIT_S:.0f}s after SIGKILL.")
+
+    def _stop_ended(self, job: WatchedJob, ended: Exit) -> None:
+        """Stop, for a job already ended: nothing to do, unless the backend's jobs can run on
+        after their watcher died (then ``ended`` is lost: code None)."""
 
 
 def job_env(

@@ -40,7 +40,7 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -59,7 +59,6 @@ from jobs.executors.base import (
     FERRY_ROOT,
     FLOYD_CODE_TARGET,
     SDK_TARGET,
-    Executor,
     ExecutorError,
     Exit,
     Handle,
@@ -70,6 +69,8 @@ from jobs.executors.base import (
 )
 from jobs.executors.common import (
     StateDir,
+    WatchedExecutor,
+    WatchedJob,
     Watcher,
     job_env,
     lock_held,
@@ -78,10 +79,8 @@ from jobs.executors.common import (
     renew_lease,
     sdk_package,
     tail,
-    wait_for,
 )
 from jobs.executors.engine_api import ENGINE_TIMEOUT_S, Plan
-from jobs.executors.logs import follow
 
 STATE_DIR = ".executor"  # inside the job's workdir: the log, the lease, the exit record
 LABEL_EXECUTOR = "ferry.executor"
@@ -93,7 +92,6 @@ JOB_UID = JOB_GID = 10001
 PIDS_LIMIT = 4096
 LOG_TARGET = str(FERRY_ROOT / ".output.log")  # no mount's target: theirs never start with "."
 CONTAINER_TMP = "/tmp"  # HOME and TMPDIR: the image's own /tmp, in the container's layer
-KILL_WAIT_S = 30.0  # after SIGKILL the container ends at once unless the kernel is stuck
 # What the engine keeps of output outside the job's redirect: a few lines matter, not more.
 ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "64k", "max-file": "1"})
 # The command's shell writes straight to the log file: "$1" is the command, run as local's is.
@@ -138,7 +136,7 @@ class JobContainer:
     running: bool
 
 
-class DockerExecutor(Executor):
+class DockerExecutor(WatchedExecutor):
     name = "docker"
 
     def __init__(
@@ -208,29 +206,9 @@ class DockerExecutor(Executor):
             self.name, spec.job_id, {"state_dir": str(paths.root), "container": container}
         )
 
-    def logs(self, handle: Handle) -> Iterator[bytes]:
-        job = self._job(handle)
-        return follow(job.paths.log, finished=lambda: job.ended() is not None)
-
-    def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
-        return wait_for(self._job(handle).ended, timeout)
-
-    def stop(self, handle: Handle, grace_s: float) -> None:
-        try:
-            job = self._job(handle)
-        except JobNotFound:
-            return  # cleaned up: it ended long ago
-        if (ended := job.ended()) is not None:
-            if ended.code is None:  # lost: its container may run on, unwatched
-                signal_container(self._engine, job.container, signal.SIGKILL)
-            return
-        job.paths.stopped.touch()
-        signal_container(self._engine, job.container, signal.SIGTERM)
-        if self.wait(handle, grace_s) is not None:
-            return
-        signal_container(self._engine, job.container, signal.SIGKILL)
-        if self.wait(handle, KILL_WAIT_S) is None:
-            raise ExecutorError(f"Job {handle.job_id} still runs {KILL_WAIT_S:.0f}s after SIGKILL.")
+    def _stop_ended(self, job: WatchedJob, ended: Exit) -> None:
+        if ended.code is None:  # lost: its container may run on, unwatched
+            job.signal(signal.SIGKILL)
 
     def cleanup(self, handle: Handle) -> None:
         try:
@@ -527,6 +505,9 @@ class _Job:
             return None
         # The watchdog writes the record before it ends: read once more before asking more.
         return read_exit(self.paths.exit) or self._unrecorded_end()
+
+    def signal(self, signum: int) -> None:
+        signal_container(self.engine(), self.container, signum)
 
     def _unrecorded_end(self) -> Exit:
         """The end of a job whose watchdog died first (killed, or the machine restarted): the

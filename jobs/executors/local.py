@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -47,7 +46,6 @@ from jobs.executors.base import (
     DEFAULT_STOP_GRACE_S,
     FLOYD_CODE_TARGET,
     SDK_TARGET,
-    Executor,
     ExecutorError,
     Exit,
     Handle,
@@ -59,6 +57,7 @@ from jobs.executors.base import (
 from jobs.executors.common import (
     ExitRecord,
     StateDir,
+    WatchedExecutor,
     answer,
     hold_lock,
     job_env,
@@ -72,15 +71,11 @@ from jobs.executors.common import (
     start_watcher,
     tail,
     unwatched,
-    wait_for,
     write_exit,
 )
-from jobs.executors.logs import follow
 
 STATE_DIR = ".executor"  # inside the job's workdir: the log, the exit record, the private /tmp
 SANDBOX_TMP = "/tmp"
-# After SIGKILL a process ends at once unless stuck in the kernel (a dead NFS server).
-KILL_WAIT_S = 30.0
 SANDBOX_START_S = 60.0  # mounting can stall on a slow filesystem, but not for ever
 _SUPERVISOR_MAIN = python_main("jobs.executors.local", "supervise")
 
@@ -97,7 +92,7 @@ class _Plan(TypedDict):
     grace_s: float
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(WatchedExecutor):
     name = "local"
 
     def __init__(
@@ -147,28 +142,6 @@ class LocalExecutor(Executor):
             shutil.rmtree(paths.root, ignore_errors=True)  # so it can be launched again
             raise
         return Handle(self.name, spec.job_id, {"state_dir": str(paths.root), "pgid": pgid})
-
-    def logs(self, handle: Handle) -> Iterator[bytes]:
-        job = self._job(handle)
-        return follow(job.paths.log, finished=lambda: job.ended() is not None)
-
-    def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
-        return wait_for(self._job(handle).ended, timeout)
-
-    def stop(self, handle: Handle, grace_s: float) -> None:
-        try:
-            job = self._job(handle)
-        except JobNotFound:
-            return  # cleaned up: it ended long ago
-        if job.ended() is not None:
-            return
-        job.paths.stopped.touch()
-        job.signal(signal.SIGTERM)
-        if self.wait(handle, grace_s) is not None:
-            return
-        job.signal(signal.SIGKILL)
-        if self.wait(handle, KILL_WAIT_S) is None:
-            raise ExecutorError(f"Job {handle.job_id} still runs {KILL_WAIT_S:.0f}s after SIGKILL.")
 
     def cleanup(self, handle: Handle) -> None:
         try:
