@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
-from jobs.executors.base import Executor, ExecutorError, Exit, Handle, JobNotFound, JobSpec, Mount
+from jobs.executors.base import (
+    Executor,
+    ExecutorError,
+    Exit,
+    Handle,
+    JobNotFound,
+    JobSpec,
+    LaunchError,
+    Mount,
+)
 from jobs.executors.logs import follow
 
 BASE_ENV = {
@@ -36,6 +45,9 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- the job's environment --------------------------------------------------------------------
+
+
+STATE_DIR = ".executor"  # inside the job's workdir: see StateDir
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,21 @@ class WatchedExecutor(Executor):
     @abstractmethod
     def _job(self, handle: Handle) -> WatchedJob:
         """The job ``handle`` names; JobNotFound once it was cleaned up."""
+
+    def _new_state_dir(self, spec: JobSpec) -> StateDir:
+        """The job's state directory, made now: a job is launched once in its workdir, with
+        every mount there to be mounted."""
+        for mount in spec.mounts:
+            if not mount.source.is_dir():
+                raise LaunchError(
+                    f"{mount.target} cannot be mounted: {mount.source} is no directory."
+                )
+        paths = StateDir(spec.workdir / STATE_DIR)
+        try:
+            paths.root.mkdir(parents=True)
+        except FileExistsError:
+            raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
+        return paths
 
     def logs(self, handle: Handle) -> Iterator[bytes]:
         job = self._job(handle)

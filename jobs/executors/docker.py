@@ -82,7 +82,6 @@ from jobs.executors.common import (
 )
 from jobs.executors.engine_api import ENGINE_TIMEOUT_S, Plan
 
-STATE_DIR = ".executor"  # inside the job's workdir: the log, the lease, the exit record
 LABEL_EXECUTOR = "ferry.executor"
 LABEL_JOB = "ferry.job"
 LABEL_WORKDIR = "ferry.workdir"
@@ -175,16 +174,7 @@ class DockerExecutor(WatchedExecutor):
         image = spec.image or self.default_image
         if image is None:
             raise ValueError("This job names no image, and the docker executor has no default.")
-        for mount in spec.mounts:
-            if not mount.source.is_dir():
-                raise LaunchError(
-                    f"{mount.target} cannot be mounted: {mount.source} is no directory."
-                )
-        paths = StateDir(spec.workdir / STATE_DIR)
-        try:
-            paths.root.mkdir(parents=True)
-        except FileExistsError:
-            raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
+        paths = self._new_state_dir(spec)
         try:
             paths.log.touch()
             # Its interpreter starts while the engine creates the container.

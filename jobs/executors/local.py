@@ -74,7 +74,6 @@ from jobs.executors.common import (
     write_exit,
 )
 
-STATE_DIR = ".executor"  # inside the job's workdir: the log, the exit record, the private /tmp
 SANDBOX_TMP = "/tmp"
 SANDBOX_START_S = 60.0  # mounting can stall on a slow filesystem, but not for ever
 _SUPERVISOR_MAIN = python_main("jobs.executors.local", "supervise")
@@ -119,16 +118,7 @@ class LocalExecutor(WatchedExecutor):
                 "This job must run without network, which the local executor can only enforce "
                 "in a sandbox: install bubblewrap, or run it on the docker executor."
             )
-        for mount in spec.mounts:
-            if not mount.source.is_dir():
-                raise LaunchError(
-                    f"{mount.target} cannot be mounted: {mount.source} is no directory."
-                )
-        paths = StateDir(spec.workdir / STATE_DIR)
-        try:
-            paths.root.mkdir(parents=True)
-        except FileExistsError:
-            raise LaunchError(f"Job {spec.job_id} was launched in {spec.workdir} before.") from None
+        paths = self._new_state_dir(spec)
         paths.tmp.mkdir()
         paths.keepalive.touch()  # the lease runs from now
         spec.code_dir.mkdir(exist_ok=True)

@@ -20,13 +20,12 @@ import pytest
 from docker.models.containers import Container
 
 from jobs.executors import Exit, Handle, JobNotFound, LaunchError, Mount, Resources
-from jobs.executors.common import lock_held, unwatched
+from jobs.executors.common import STATE_DIR, lock_held, unwatched
 from jobs.executors.docker import (
     LABEL_EXECUTOR,
     LABEL_JOB,
     LABEL_WORKDIR,
     PIDS_LIMIT,
-    STATE_DIR,
     DockerExecutor,
     job_user,
 )

@@ -22,7 +22,7 @@ from jobs.executors import (
     Resources,
 )
 from jobs.executors import local as local_module
-from jobs.executors.local import STATE_DIR
+from jobs.executors.common import STATE_DIR
 from tests.jobs.test_executor_contract import all_logs, finish, require_bwrap, spec_for
 
 pytestmark = pytest.mark.timeout(60)
