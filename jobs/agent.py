@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 from ferry.checkpoint import read_json, write_whole
 
@@ -307,9 +307,12 @@ def pump_logs(
 
 
 def _flush(job_id: int, offset: int, data: bytes, points: list[MetricPoint]) -> None:
-    log_append(job_id, offset, data)
-    if points:
-        metrics_record(job_id, points)
+    # One transaction: an agent killed in between must not leave a stored chunk whose metrics
+    # are not, since the agent taking the job up again goes on from the stored log's end.
+    with transaction.atomic():
+        log_append(job_id, offset, data)
+        if points:
+            metrics_record(job_id, points)
 
 
 def finish(
