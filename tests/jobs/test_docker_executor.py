@@ -34,6 +34,7 @@ from tests.jobs.test_executor_contract import (
     docker_executor,
     finish,
     killed,
+    lay_out,
     read_until,
     spec_for,
 )
@@ -55,15 +56,6 @@ executor = DockerExecutor(default_image=sys.argv[2], timeout_grace_s=1)
 spec = spec_for(Path(sys.argv[1]), "echo started; sleep 60", **json.loads(sys.argv[3]))
 print(json.dumps(executor.launch(spec).to_state()))
 """
-
-
-def lay_out(root: Path) -> Path:
-    """A job's directories as the agent lays them out (see the contract's ``job_dir``)."""
-    (root / "job" / "code").mkdir(parents=True)
-    (root / "cache" / "mnist").mkdir(parents=True)
-    (root / "cache" / "mnist" / "a.txt").write_text("digits\n")
-    (root / "output").mkdir()
-    return root
 
 
 @pytest.fixture

@@ -79,14 +79,19 @@ def executor(make_executor: Callable[[], Executor]) -> Executor:
     return make_executor()
 
 
+def lay_out(root: Path) -> Path:
+    """A job's directories under ``root`` as the agent lays them out: the code, one input
+    (mnist, holding a.txt) and an output."""
+    (root / "job" / "code").mkdir(parents=True)
+    (root / "cache" / "mnist").mkdir(parents=True)
+    (root / "cache" / "mnist" / "a.txt").write_text("digits\n")
+    (root / "output").mkdir()
+    return root
+
+
 @pytest.fixture
 def job_dir(tmp_path: Path) -> Path:
-    """A job's directory as the agent lays it out, with one input and an output."""
-    (tmp_path / "job" / "code").mkdir(parents=True)
-    (tmp_path / "cache" / "mnist").mkdir(parents=True)
-    (tmp_path / "cache" / "mnist" / "a.txt").write_text("digits\n")
-    (tmp_path / "output").mkdir()
-    return tmp_path
+    return lay_out(tmp_path)
 
 
 def spec_for(job_dir: Path, command: str, **changes: object) -> JobSpec:

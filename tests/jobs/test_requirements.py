@@ -55,9 +55,15 @@ def code_with(tmp_path: Path, text: str, name: str = "ferry_requirements.txt") -
 
 
 def ensure(
-    executor: CountingExecutor, code: Path, agent_dir: Path, pip_args: list[str]
+    executor: CountingExecutor,
+    code: Path,
+    agent_dir: Path,
+    pip_args: list[str],
+    logged: list[bytes] | None = None,
 ) -> tuple[Mount | None, bytes]:
-    logged: list[bytes] = []
+    """``ensure_requirements`` in the test image's name; what it logged goes to ``logged``
+    too, where a test needs it after a failure."""
+    logged = [] if logged is None else logged
     mount = ensure_requirements(
         executor,
         image="ferry/python:3.11",
@@ -184,14 +190,7 @@ def test_a_broken_requirement_fails_clearly_and_caches_nothing(
     logged: list[bytes] = []
 
     with pytest.raises(RequirementsFailed) as failed:
-        ensure_requirements(
-            executor,
-            image="ferry/python:3.11",
-            code_dir=code,
-            agent_dir=agent_dir,
-            log=logged.append,
-            pip_args=pip_args,
-        )
+        ensure(executor, code, agent_dir, pip_args, logged)
 
     message = str(failed.value)
     assert message.startswith("Installing ferry_requirements.txt failed: pip exited with code 1")
