@@ -19,8 +19,8 @@ A job runs as ``launch() → watchdog → container [docker-init → /bin/sh -c 
   cpus, memory (swap included, so none) and pids; all capabilities dropped; no-new-privileges;
   an unprivileged user (the agent's own, or ``JOB_UID`` where the agent is root, the job's
   writable directories then given to that user); no network, not even the bridge, where the
-  spec says so; docker-init as PID 1, so SIGTERM reaches the command's shell and orphans are
-  reaped, and its end ends every process of the job.
+  spec says so; docker-init as PID 1, so SIGTERM reaches the command's process group and
+  orphans are reaped, and its end ends every process of the job.
 - GPUs: a device request for exactly the allocated indices. The runtime shows the container
   only those, numbered from 0, so ``CUDA_VISIBLE_DEVICES`` counts in that numbering.
 
@@ -276,6 +276,10 @@ class DockerExecutor(WatchedExecutor):
         # NVIDIA's runtime also obeys this variable, which CUDA images set to "all": where the
         # engine's default runtime is NVIDIA's, the image's "all" would show every GPU.
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, gpus)) if gpus else "void"
+        # docker-init (tini) passes signals to its child alone, here the shell running the
+        # command; this makes it signal the child's whole process group, as the local executor
+        # does, so that `python3 train.py` gets the SIGTERM it may save a checkpoint on.
+        env["TINI_KILL_PROCESS_GROUP"] = "1"
         uid, gid = job_user()
         config: ContainerConfig = {
             "image": image,
@@ -469,8 +473,9 @@ def engine_problem(base_url: str | None = None) -> str | None:
 
 
 def signal_container(engine: docker.DockerClient, container: str, signum: int) -> None:
-    """Send ``signum`` to the container's init, which passes SIGTERM on to the command and
-    whose death (SIGKILL) ends every process of the job. Harmless on one that has ended."""
+    """Send ``signum`` to the container's init, which passes SIGTERM on to the command's process
+    group and whose death (SIGKILL) ends every process of the job. Harmless on one that has
+    ended."""
     try:
         engine.api.kill(container, signal=int(signum))
     except docker.errors.APIError as exc:

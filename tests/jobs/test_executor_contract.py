@@ -386,6 +386,28 @@ def test_stop_sends_sigterm_and_the_jobs_trap_runs(
     assert "got-term" in all_logs(executor, handle)
 
 
+def test_stop_sends_sigterm_to_the_program_the_shell_started(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    # Training scripts save on SIGTERM: the signal must reach `python3 train.py`, not only the
+    # shell that runs the command (which, with `; echo`, cannot exec into it).
+    handle = run(
+        "python3 -c 'import signal, sys, time\n"
+        'signal.signal(signal.SIGTERM, lambda *_: (print("python-got-term", flush=True),'
+        " sys.exit(5)))\n"
+        'print("ready", flush=True)\n'
+        "time.sleep(30)'; echo shell-went-on-with-$?"
+    )
+    read_until(executor, handle, "ready")
+
+    executor.stop(handle, grace_s=10)
+
+    ended = finish(executor, handle, timeout=10)
+    assert ended.stopped
+    logs = all_logs(executor, handle)
+    assert "python-got-term" in logs
+
+
 def test_a_job_ignoring_sigterm_is_killed_with_its_children_after_the_grace(
     executor: Executor, run: Callable[..., Handle], job_dir: Path
 ) -> None:
