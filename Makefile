@@ -39,7 +39,8 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 # The environments' images (platform/images/); IMAGES="python-3.11" picks some, GPU=1 adds the
-# -cuda ones, NO_TORCH_INDEX=1 skips those needing PyTorch's wheel index (see build.sh --help).
+# -cuda ones, NO_TORCH_INDEX=1 skips those needing PyTorch's wheel index, WHEELHOUSE=1 has this
+# machine's pip fetch the packages for the build (see build.sh --help).
 images:
 	platform/images/build.sh $(IMAGES)
 

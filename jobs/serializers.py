@@ -116,7 +116,7 @@ class EnvironmentOutput(serializers.ModelSerializer[Environment]):
 
 class EnvironmentCreateInput(InputSerializer):
     # Blank values pass here so that the service says what a good one looks like.
-    name = serializers.CharField(max_length=64, allow_blank=True, help_text="e.g. pytorch-2.5")
+    name = serializers.CharField(max_length=64, allow_blank=True, help_text="e.g. pytorch-2.13")
     image = serializers.CharField(
         max_length=255, allow_blank=True, trim_whitespace=False,
         help_text="The CPU image: [REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST].",

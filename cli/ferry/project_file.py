@@ -1,6 +1,6 @@
 """``ferry.yml``: a project's run settings, in FloydHub's keys, with ``task:`` presets.
 
-    env: pytorch-2.5
+    env: pytorch-2.13
     machine: gpu
     input:
       - alice/datasets/mnist/1:mnist

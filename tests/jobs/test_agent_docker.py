@@ -1,6 +1,7 @@
 """A job from submit to its end on the Docker executor: the agent's side, on the real engine,
 in an environment whose image is the test image (``tests.support.docker_image``)."""
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from jobs.recovery import recover_jobs
 from tests.blobs.test_upload_api import upload
 from tests.jobs.conftest import submitted
 from tests.jobs.test_executor_contract import docker_executor
+from tracking.models import Metric
+
+PYTORCH = importlib.import_module("jobs.migrations.0006_seed_pytorch_2_13")
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -119,3 +123,51 @@ def test_an_unknown_executor_setting_says_what_to_use(settings: Settings) -> Non
 
     with pytest.raises(ImproperlyConfigured, match="use auto, docker or local"):
         make_executor()
+
+
+TRAIN_TORCH = b"""\
+import json, torch, ferry
+torch.manual_seed(0)
+x = torch.randn(256, 3)
+y = x @ torch.tensor([[1.5], [-2.0], [0.5]]) + 0.1
+model = torch.nn.Linear(3, 1)
+optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(1, 101):
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    if step % 20 == 0:
+        print(json.dumps({"metric": "loss", "value": loss.item(), "step": step}), flush=True)
+torch.save(model.state_dict(), "/ferry/output/model.pt")
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), flush=True)
+print("kept:", ferry.checkpoint(timeout=60), flush=True)
+"""
+
+
+def test_a_model_trains_on_cpu_in_the_standard_pytorch_environment(
+    api: APIClient, settings: Settings
+) -> None:
+    # The image is the real one, `make images IMAGES=pytorch-2.13`: PyTorch is too big for CI
+    # to build on every run, so this test runs where the image has been built.
+    # As its migration seeds it (a transactional test's database starts empty).
+    image = Environment.objects.get_or_create(name=PYTORCH.NAME, defaults=PYTORCH.FIELDS)[0].image
+    if not docker_executor().has_image(image):
+        pytest.skip(f"{image} is not built here: make images IMAGES=pytorch-2.13")
+    settings.FERRY_EXECUTOR = "docker"
+    code = upload(api, {"train.py": TRAIN_TORCH})
+    job = submitted(api, "python train.py", code=code["digest"], environment=PYTORCH.NAME)
+
+    assert run_job(job.id) == "succeeded", log_read(job, 0).data
+
+    job.refresh_from_db()
+    log = log_read(job, 0).data.decode()
+    assert "torch 2.13." in log
+    assert "cuda False" in log
+    assert "kept: True" in log
+    losses = list(
+        Metric.objects.filter(job=job, key="loss").order_by("step").values_list("value", flat=True)
+    )
+    assert len(losses) == 5
+    assert losses[-1] < losses[0] / 10, losses  # it learnt
+    assert list(job.output_tree.entries.values_list("path", flat=True)) == ["model.pt"]  # type: ignore[union-attr]

@@ -468,6 +468,7 @@ def test_an_image_without_a_shell_ends_the_job_with_the_reason_in_its_log(
         logs = all_logs(executor, handle)
     finally:
         executor.cleanup(handle)
+        engine.images.remove("ferry-test/no-shell:1")  # each run imports a new one
 
     assert ended.code == 127
     # Printed by the container's init, outside the job's redirect: the engine kept it.
