@@ -208,44 +208,129 @@ def sdk_package() -> Path | None:
 
 
 def python_main(module: str, function: str) -> str:
-    """``python -I -c`` code that runs ``module.function()`` from this checkout, whatever the
-    launcher's working directory and PYTHONPATH."""
+    """``python -I -c`` code for a watcher that runs ``module.function()`` from this checkout,
+    whatever the launcher's working directory and PYTHONPATH. It imports first, then waits on
+    stdin for its job (``become_watcher``): so it can be started before there is a job."""
     return (
         f"import sys; sys.path.insert(0, {str(_PROJECT_ROOT)!r}); "
-        f"from {module} import {function}; {function}()"
+        f"from {module} import {function}; "
+        f"from jobs.executors.common import become_watcher; become_watcher() and {function}()"
     )
 
 
-class Watcher:
-    """A detached watcher process (``python -I -c main STATE_DIR REPLY_FD``) that outlives its
-    launcher. It is started before it is needed, so that its interpreter starts while the
-    launcher prepares the job; ``send`` then gives it its plan on stdin (so secrets never touch
-    disk) and returns its one-line JSON reply, sent once the job runs or failed to start. Its
-    own output goes to the job's log, where a crash shows."""
+def become_watcher() -> bool:
+    """In a watcher started ahead of its job: wait for the job's state directory and log (the
+    first line on stdin), then live in them: the log takes this process's output, the state
+    directory is its working directory and ``sys.argv[1]``, the reply fd ``sys.argv[2]``.
+    False where stdin closed first: no job came, and the process should end."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return False
+    job = json.loads(line)
+    log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.chdir(job["state_dir"])
+    sys.argv[1:] = [job["state_dir"], sys.argv[1]]
+    return True
 
-    def __init__(self, main: str, state_dir: Path, log: Path) -> None:
+
+class _Spares:
+    """One idle watcher per watcher program, started ahead of the job that will need it.
+
+    A watcher's interpreter and imports take a tenth of a second or more, which the launcher
+    would otherwise wait for on every job. The spare waits, imported, for its job on stdin; a
+    new one is started once the launch it served is over, so that it starts while the job runs.
+    A spare whose launcher dies sees its stdin close and ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self, main: str) -> tuple[subprocess.Popen[bytes], int]:
+        """A watcher for ``main`` and the fd it answers on: the spare if it is alive."""
+        with self._lock:
+            spare = self._ready.pop(main, None)
+        if spare is not None:
+            if spare[0].poll() is None:
+                return spare
+            self._close(spare)
+        return self._start(main)
+
+    def refill(self, main: str) -> None:
+        """Start the next spare for ``main``, unless one waits already."""
+        with self._lock:
+            if main in self._ready:
+                return
+        spare = self._start(main)
+        with self._lock:
+            if main not in self._ready:
+                self._ready[main] = spare
+                return
+        self._close(spare)
+
+    @staticmethod
+    def _start(main: str) -> tuple[subprocess.Popen[bytes], int]:
         reply_read, reply_write = os.pipe()
         try:
-            with log.open("ab") as output:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-I", "-c", main, str(state_dir), str(reply_write)],
-                    stdin=subprocess.PIPE,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(reply_write,),
-                    start_new_session=True,  # not ours to lose: it survives this process
-                    cwd=state_dir,
-                )
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-c", main, str(reply_write)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # until its job's log takes over
+                stderr=subprocess.DEVNULL,
+                pass_fds=(reply_write,),
+                start_new_session=True,  # not ours to lose: it survives this process
+                cwd="/",
+            )
         except BaseException:
             os.close(reply_read)
             raise
         finally:
             os.close(reply_write)
-        self._replies = reply_read
         # Reap it when it ends, so no zombie lingers in a long-lived agent.
-        threading.Thread(
-            target=self._process.wait, name="ferry-watcher-reaper", daemon=True
-        ).start()
+        threading.Thread(target=process.wait, name="ferry-watcher-reaper", daemon=True).start()
+        return process, reply_read
+
+    @staticmethod
+    def _close(spare: tuple[subprocess.Popen[bytes], int]) -> None:
+        """Let a spare go: its stdin closes empty, and it ends without doing anything."""
+        process, replies = spare
+        assert process.stdin is not None
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        os.close(replies)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's spares are the parent's (this copy of their pipes
+        closes, theirs stays)."""
+        self._lock = threading.Lock()
+        spares, self._ready = self._ready, {}
+        for spare in spares.values():
+            self._close(spare)
+
+
+_SPARES = _Spares()
+
+
+class Watcher:
+    """A detached watcher process (see ``python_main``) that outlives its launcher. It is
+    started before it is needed, or was waiting already (``_Spares``), so that its interpreter
+    starts while the launcher prepares the job; it is told its state directory and log at
+    once, and ``send`` then gives it its plan on stdin (so secrets never touch disk) and
+    returns its one-line JSON reply, sent once the job runs or failed to start. Its own output
+    goes to the job's log, where a crash shows."""
+
+    def __init__(self, main: str, state_dir: Path, log: Path) -> None:
+        self._main = main
+        self._process, self._replies = _SPARES.take(main)
+        assert self._process.stdin is not None
+        job = {"state_dir": str(state_dir), "log": str(log)}
+        with contextlib.suppress(BrokenPipeError):  # it died: send() says so
+            self._process.stdin.write(json.dumps(job).encode() + b"\n")
+            self._process.stdin.flush()
 
     def send(self, plan: Mapping[str, object]) -> dict[str, Any]:
         assert self._process.stdin is not None
@@ -253,6 +338,7 @@ class Watcher:
             self._process.stdin.write(json.dumps(plan).encode())
         with os.fdopen(self._replies, "rb") as replies:
             line = replies.readline()  # ends when the watcher answers or dies
+        _SPARES.refill(self._main)
         if not line:
             return {"error": "it ended before starting the job"}
         reply: dict[str, Any] = json.loads(line)

@@ -1,7 +1,7 @@
 """The ``docker`` executor: each job a container, through the Docker Engine's API (the
 ``docker`` SDK), with a small detached watchdog per job so that limits hold without the agent.
 
-A job runs as ``launch() → watchdog → container [docker-init → /bin/sh -c COMMAND]``:
+A job runs as ``launch() → watchdog → container [docker-init → sh → /bin/sh -c COMMAND]``:
 
 - ``launch()`` creates the container (labelled ``ferry.executor=docker``, ``ferry.job``,
   ``ferry.workdir``) and starts the watchdog, a Python process in its own session, which starts
@@ -94,7 +94,22 @@ CONTAINER_TMP = "/tmp"  # HOME and TMPDIR: the image's own /tmp, in the containe
 # What the engine keeps of output outside the job's redirect: a few lines matter, not more.
 ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "64k", "max-file": "1"})
 # The command's shell writes straight to the log file: "$1" is the command, run as local's is.
-_WRAPPER = f'exec >>{LOG_TARGET} 2>&1 && exec /bin/sh -c "$1"'
+# A stop's SIGTERM reaches every process of the job (TINI_KILL_PROCESS_GROUP), this shell too,
+# and the container ends as soon as this shell does, killing what still runs: so on a SIGTERM
+# it waits (its trap runs once the command has ended) until the job's other processes, which
+# got it too, have finished, e.g. `python3 train.py` saving a checkpoint after its shell died.
+# The stop's SIGKILL after the grace bounds the wait. PID 1 (docker-init) and this shell are
+# the two processes left then. Its own stderr goes nowhere: it would report "Terminated".
+_WRAPPER = f"""exec >>{LOG_TARGET} 2>&1 || exit 126
+exec 2>/dev/null
+stopping=
+trap 'stopping=1' TERM
+/bin/sh -c "$1" 2>&1
+status=$?
+if [ -n "$stopping" ]; then
+    while set -- /proc/[0-9]*; [ $# -gt 2 ]; do sleep 0.05; done
+fi
+exit $status"""
 # The watchdog's module imports the standard library only: the launcher waits for its answer.
 _WATCHDOG_MAIN = python_main("jobs.executors.engine_api", "watch")
 # The engine unreachable shows as requests' errors, not always wrapped in the SDK's.

@@ -28,6 +28,7 @@ and nothing stops it writing to its inputs — see ``Executor.sandboxed``.
 """
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -302,6 +303,7 @@ def supervise() -> None:
     paths, reply_fd = StateDir(Path(sys.argv[1])), int(sys.argv[2])
     hold_lock(paths.lock)
     plan: _Plan = json.loads(sys.stdin.buffer.read())
+    _become_subreaper()
     try:
         job, pgid, status = _spawn(plan)
     except (OSError, LaunchError) as exc:
@@ -316,8 +318,14 @@ def supervise() -> None:
         lease = (paths, plan["keepalive_s"], plan["grace_s"], pgid, ended)
         threading.Thread(target=_enforce_keepalive, args=lease, daemon=True).start()
     returncode = job.wait()
+    if timed_out.is_set() or paths.stopped.exists():
+        # The stop's SIGTERM reached every process of the job: the command's shell may die of
+        # it at once while `python3 train.py` still writes its checkpoint. The stop's SIGKILL,
+        # after the grace, bounds this.
+        _await_group(pgid)
     ended.set()
     _kill_group(pgid, signal.SIGKILL)  # what the job left running in the background
+    _reap_orphans()
     if status is not None:
         status.close()
     record: ExitRecord = {
@@ -328,6 +336,34 @@ def supervise() -> None:
         "oom_killed": False,  # a process tree has no memory limit of its own to be killed at
     }
     write_exit(paths.exit, record)
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Processes the job orphans become this supervisor's children, not init's: so it can
+    tell when they are gone (``_await_group``) and reap them. Best effort: Linux only."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_orphans() -> None:
+    """Reap whatever children of this process have ended."""
+    with contextlib.suppress(ChildProcessError):  # no children left
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            pass
+
+
+def _await_group(pgid: int) -> None:
+    """Until no process of the job's group is left (a zombie counts: reaped meanwhile)."""
+    while True:
+        _reap_orphans()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
 
 
 def _spawn(plan: _Plan) -> tuple[subprocess.Popen[bytes], int, IO[bytes] | None]:

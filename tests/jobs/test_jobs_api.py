@@ -129,7 +129,7 @@ def test_a_job_output_mounts_once_it_exists(api: APIClient) -> None:
         (
             {"command": "x", "environment": "nope"},
             "unknown_environment",
-            "python-3.11, pytorch-2.5",
+            "python-3.11, pytorch-2.13, pytorch-2.5",
         ),
         ({"command": "x", "machine": "tpu"}, "unknown_machine", "cpu, cpu2, gpu, gpu2"),
         (
