@@ -183,6 +183,10 @@ FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")
 # long the install may take.
 FERRY_PIP_ARGS = shlex.split(env.str("FERRY_PIP_ARGS", default=""))
 FERRY_REQUIREMENTS_TIMEOUT_S = env.int("FERRY_REQUIREMENTS_TIMEOUT_S", default=3600)
+# An agent removes the installs no job used for this many days, then the least recently used
+# while they take more than this many GB (10^9 bytes) of disk; never one a job still runs with.
+FERRY_DEPS_CACHE_MAX_GB = env.float("FERRY_DEPS_CACHE_MAX_GB", default=20.0)
+FERRY_DEPS_CACHE_MAX_AGE_DAYS = env.int("FERRY_DEPS_CACHE_MAX_AGE_DAYS", default=30)
 
 # --- Fleet: hosts, the scheduler and the reaper -------------------------------------------------
 # A host whose agent has not heartbeaten for this long takes no new jobs, and the reaper takes

@@ -2,7 +2,8 @@
 
 It reads the machine's inventory (cpus, memory, GPUs through NVML), registers or updates the
 host, beats for it in the background, takes up the jobs an earlier run of it left running
-(``jobs.recovery``), and runs a Celery worker on the host's own queue.
+(``jobs.recovery``), prunes its requirements cache in the background (``jobs.requirements``),
+and runs a Celery worker on the host's own queue.
 """
 
 import socket
@@ -18,6 +19,7 @@ from fleet.inventory import inventory_read
 from fleet.services import host_heartbeat, host_register
 from jobs.agent import agent_paths, make_executor
 from jobs.recovery import recover_jobs
+from jobs.requirements import prune_deps_cache_soon
 
 HEARTBEAT_S = 10.0
 
@@ -37,9 +39,13 @@ class Command(BaseCommand):
             f"jobs run by the {executor.name} executor under {settings.FERRY_AGENT_DIR}"
         )
         threading.Thread(target=_beat, args=(host.name,), daemon=True).start()
-        taken_up = recover_jobs(host.name, executor, agent_paths())
+        paths = agent_paths()
+        taken_up = recover_jobs(host.name, executor, paths)
         if taken_up:
             self.stdout.write(f"Watching {len(taken_up)} jobs again that were running here")
+        # After recover_jobs: the directories of jobs that ended while the agent was away are
+        # gone by then, so the requirements those jobs used may go too.
+        prune_deps_cache_soon(paths.root)
         app.worker_main(
             [
                 "worker", "--queues", host.queue, "--concurrency", str(options["concurrency"]),
