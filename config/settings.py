@@ -108,6 +108,19 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded setup's processes (web, worker, beat, agent) share one file. WAL lets them
+    # read while one writes, and a commit needs no fsync of its own (synchronous=NORMAL: a power
+    # cut may lose the last commits, never the file); IMMEDIATE takes the write lock at BEGIN,
+    # so that two writers queue (up to `timeout` seconds) instead of one failing mid-transaction
+    # with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

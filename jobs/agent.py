@@ -13,6 +13,7 @@ it up where it was (``jobs.recovery``).
 """
 
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -77,13 +78,23 @@ def agent_paths() -> AgentPaths:
 
 
 def make_executor() -> Executor:
-    """The backend ``FERRY_EXECUTOR`` names; for "auto", see ``docker_ready``."""
+    """The backend ``FERRY_EXECUTOR`` names; for "auto", see ``docker_ready``. One per process
+    and backend: the docker executor's first call to the engine costs a connection and a
+    version check, which each job would otherwise pay again. Per process, as a connection
+    must not be shared with the agent's forked workers."""
     choice = settings.FERRY_EXECUTOR
-    if choice == "docker" or (choice == "auto" and docker_ready()):
+    if choice == "auto":
+        choice = "docker" if docker_ready() else "local"
+    return _executor(choice, os.getpid())
+
+
+@cache
+def _executor(choice: str, pid: int) -> Executor:
+    if choice == "docker":
         from jobs.executors.docker import DockerExecutor
 
         return DockerExecutor()
-    if choice in ("local", "auto"):
+    if choice == "local":
         return LocalExecutor()
     raise ImproperlyConfigured(f"FERRY_EXECUTOR is {choice!r}: use auto, docker or local.")
 

@@ -52,7 +52,8 @@ def _use_database(new: dict[str, object]) -> None:
     # Edit the settings dict in place: Django's connection handler holds this very object.
     from django.db import connections
 
-    settings.DATABASES["default"].update(new)
+    # OPTIONS too: the embedded SQLite's (config/settings.py) mean nothing to PostgreSQL.
+    settings.DATABASES["default"].update({"OPTIONS": {}, **new})
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = None
     connections.close_all()
     with suppress(AttributeError):
