@@ -191,6 +191,8 @@ FERRY_CHECKPOINT_INTERVAL_S = env.int("FERRY_CHECKPOINT_INTERVAL_S", default=300
 FERRY_EXECUTOR = env.str("FERRY_EXECUTOR", default="auto")
 # Where an agent keeps its blob cache and its jobs' directories.
 FERRY_AGENT_DIR = env.path("FERRY_AGENT_DIR", default=VAR_DIR / "agent")
+# GPUs an agent registers instead of NVML's ("2xA100,1xT4"), to try the scheduler without any.
+FERRY_AGENT_FAKE_GPUS = env.str("FERRY_AGENT_FAKE_GPUS", default="")
 # A job's ferry_requirements.txt is installed once per image and content (jobs.requirements):
 # extra arguments for that pip (a mirror: "--index-url https://pypi.internal/simple"), and how
 # long the install may take.
@@ -211,7 +213,7 @@ FERRY_JOB_HEARTBEAT_TIMEOUT_S = env.int("FERRY_JOB_HEARTBEAT_TIMEOUT_S", default
 FERRY_REAP_INTERVAL_S = env.int("FERRY_REAP_INTERVAL_S", default=15)
 # The scheduler is woken by every change that may let a job run; this periodic run only catches
 # a wake the broker lost.
-FERRY_SCHEDULE_INTERVAL_S = env.int("FERRY_SCHEDULE_INTERVAL_S", default=30)
+FERRY_SCHEDULE_INTERVAL_S = env.int("FERRY_SCHEDULE_INTERVAL_S", default=5)
 
 # --- Redis: Celery broker and Channels layer ----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis.sock'}")

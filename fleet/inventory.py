@@ -35,10 +35,33 @@ class Inventory:
     gpus: list[GpuInfo] = field(default_factory=list)
 
 
-def inventory_read() -> Inventory:
-    """This machine's inventory, as far as this process may use it."""
+def inventory_read(fake_gpus: str = "") -> Inventory:
+    """This machine's inventory, as far as this process may use it. ``fake_gpus`` (see
+    ``gpus_faked``) stands in for NVML's GPUs, for trying the scheduler without any."""
     cgroup = cgroup_dir()
-    return Inventory(cpus=cpus_usable(cgroup), memory_mb=memory_mb_usable(cgroup), gpus=gpus_read())
+    gpus = gpus_faked(fake_gpus) if fake_gpus else gpus_read()
+    return Inventory(cpus=cpus_usable(cgroup), memory_mb=memory_mb_usable(cgroup), gpus=gpus)
+
+
+def gpus_faked(spec: str) -> list[GpuInfo]:
+    """GPUs that are not there, described as ``COUNTxMODEL`` terms joined by commas
+    (``"2xA100,1xT4"``): numbered from 0 in that order, their models and UUIDs saying "FAKE".
+    A job placed on one gets its index in ``CUDA_VISIBLE_DEVICES`` and no GPU to use."""
+    gpus: list[GpuInfo] = []
+    for term in spec.split(","):
+        count, _, model = term.strip().partition("x")
+        if not count.isdigit() or not model.strip():
+            raise ValueError(
+                f"FERRY_AGENT_FAKE_GPUS: {term.strip()!r} is not COUNTxMODEL;"
+                " write e.g. 2xA100,1xT4"
+            )
+        for _ in range(int(count)):
+            index = len(gpus)
+            gpus.append(
+                {"index": index, "uuid": f"GPU-FAKE-{index}", "model": f"FAKE {model.strip()}",
+                 "memory_mb": 0}
+            )  # fmt: skip
+    return gpus
 
 
 def cgroup_dir(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> Path:

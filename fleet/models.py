@@ -54,9 +54,11 @@ class AllocationQuerySet(models.QuerySet["Allocation"]):
 
 
 class Allocation(models.Model):
-    """What a job holds on a host: cpus, memory and exact GPU indices, until released."""
+    """What one replica of a job holds on a host: cpus, memory and exact GPU indices, until
+    released. A job has one per replica (most have one), all made in the same placement."""
 
-    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="allocation")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="allocations")
+    replica = models.PositiveSmallIntegerField(default=0)
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="allocations")
     cpus = models.FloatField()
     memory_mb = models.PositiveIntegerField()
@@ -67,6 +69,9 @@ class Allocation(models.Model):
     objects = AllocationQuerySet.as_manager()
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "replica"], name="fleet_allocation_replica"),
+        ]
         indexes = [
             models.Index(
                 fields=["host"], name="fleet_allocation_active", condition=Q(released_at=None)
@@ -74,4 +79,50 @@ class Allocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.job} on {self.host} (gpus {self.gpu_indices})"
+        return f"{self.job} #{self.replica} on {self.host} (gpus {self.gpu_indices})"
+
+
+class Quota(models.Model):
+    """What a user or a team may hold at once, and a user's weight in the fair share.
+
+    Exactly one of ``user`` and ``team``. A user's limits count the jobs they submitted, in any
+    project; a team's count the jobs of the projects it owns. None: no limit.
+    """
+
+    user = models.OneToOneField(
+        "accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    team = models.OneToOneField(
+        "accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    max_gpus = models.PositiveIntegerField(null=True, blank=True)
+    max_jobs = models.PositiveIntegerField(null=True, blank=True)
+    # A user's share of the GPUs when the queue is contended (users have 1 unless set).
+    share = models.FloatField(default=1.0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True)
+                | Q(user__isnull=True, team__isnull=False),
+                name="fleet_quota_one_subject",
+            ),
+            models.CheckConstraint(condition=Q(share__gt=0), name="fleet_quota_share_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user or self.team}"
+
+
+class QueueSnapshot(models.Model):
+    """The order the scheduler's last pass left the queue in, where each waiting job stands
+    ("position 3 of 12"). One row, rewritten by the pass when the order changed: positions
+    shift with every placement, and writing them to each job would rewrite the whole queue."""
+
+    job_ids = models.BinaryField()  # signed 64-bit integers, machine order (see fleet.queue)
+    digest = models.CharField(max_length=64)
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"the queue as of {self.taken_at}"

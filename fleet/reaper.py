@@ -2,8 +2,9 @@
 
 A host whose agent stops heartbeating goes offline. A job on an offline host, or one whose own
 heartbeat stopped, is lost, unless it had not started yet: a job only scheduled on a host that
-went away goes back to the queue. Whatever such a job held is released, as is anything still
-held by a finished job, and the scheduler is woken to use it.
+went away goes back to the queue, and so does one that started but has retries left
+(``Job.max_retries``), as its next attempt. Whatever such a job held is released, as is
+anything still held by a finished job, and the scheduler is woken to use it.
 
 Every change goes through the one writer of its status (``host_set_state``, ``job_transition``),
 so the reaper never overwrites what an agent or a user changed while it was deciding.
@@ -14,7 +15,7 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ from jobs.status import job_transition
 
 # The statuses in which a job is in the hands of a host's agent.
 ON_HOST = (JobStatus.SCHEDULED, JobStatus.STARTING, JobStatus.RUNNING, JobStatus.STOPPING)
+NOT_STARTED = frozenset({JobStatus.SCHEDULED})
 
 
 class ReapSummary(TypedDict):
@@ -43,8 +45,9 @@ def reap(*, now: datetime | None = None) -> ReapSummary:
         "allocations_released": 0,
     }
     requeued, lost = _jobs_off_offline_hosts()
-    summary["jobs_requeued"] = requeued
-    summary["jobs_lost"] = lost + _silent_jobs_lost(now)
+    silent_requeued, silent_lost = _silent_jobs_retried_or_lost(now)
+    summary["jobs_requeued"] = requeued + silent_requeued
+    summary["jobs_lost"] = lost + silent_lost
     summary["allocations_released"] = _release_finished(now)
     if summary["jobs_requeued"] or summary["jobs_lost"] or summary["allocations_released"]:
         schedule_soon()
@@ -64,42 +67,47 @@ def _jobs_off_offline_hosts() -> tuple[int, int]:
         host__state=HostState.OFFLINE, job__status__in=ON_HOST
     )
     requeued = lost = 0
-    for job_id, host in held.values_list("job_id", "host__name"):
-        # No need to read the status: only a scheduled job may go back to the queue, and
-        # job_transition refuses the move from anything else.
+    for job_id, host in held.values_list("job_id", "host__name").distinct():
+        # No need to read the status: only a scheduled job goes back to the queue as it is.
         if _move_and_release(
-            job_id, JobStatus.QUEUED, f"host {host} went offline before it started"
+            job_id, JobStatus.QUEUED, f"host {host} went offline before it started", NOT_STARTED
         ):
             requeued += 1
-        elif _move_and_release(job_id, JobStatus.LOST, f"host {host} went offline"):
-            lost += 1
+            continue
+        outcome = _retry_or_lose(job_id, f"host {host} went offline")
+        requeued += outcome == JobStatus.QUEUED
+        lost += outcome == JobStatus.LOST
     return requeued, lost
 
 
-def _silent_jobs_lost(now: datetime) -> int:
+def _silent_jobs_retried_or_lost(now: datetime) -> tuple[int, int]:
     timeout = settings.FERRY_JOB_HEARTBEAT_TIMEOUT_S
     silent = _silent_jobs(now - timedelta(seconds=timeout))
     found = list(silent.values_list("id", "status"))
-    return sum(_lose_if_silent(silent, job_id, status, timeout) for job_id, status in found)
+    outcomes = [_lose_if_silent(silent, job_id, status, timeout) for job_id, status in found]
+    return outcomes.count(JobStatus.QUEUED), outcomes.count(JobStatus.LOST)
 
 
-def _lose_if_silent(silent: QuerySet[Job], job_id: int, status: str, timeout: int) -> bool:
+def _lose_if_silent(
+    silent: QuerySet[Job], job_id: int, status: str, timeout: int
+) -> JobStatus | None:
     with transaction.atomic():
         # Checked again under the job's lock: a heartbeat written meanwhile keeps it alive.
         # (Not .exists(): it drops the OF clause, and PostgreSQL refuses to lock the outer join.)
         locked = silent.select_for_update(of=("self",)).filter(id=job_id)
         if not locked.values_list("id", flat=True):
-            return False
-        return _move_and_release(job_id, JobStatus.LOST, _silence(status, timeout))
+            return None
+        return _retry_or_lose(job_id, _silence(status, timeout))
 
 
 def _silent_jobs(cutoff: datetime) -> QuerySet[Job]:
     # The later of its last heartbeat and when it was placed: a job requeued and placed again
     # is not judged by a heartbeat from its first placement; one never heard from at all is
     # judged from its placement.
+    placed_at = Allocation.objects.filter(job=OuterRef("pk"), replica=0).values("created_at")[:1]
     last_sign = Greatest(
         Coalesce(F("heartbeat_at"), F("created_at")),
-        Coalesce(F("allocation__created_at"), F("created_at")),
+        Coalesce(Subquery(placed_at), F("created_at")),
     )
     return (
         Job.objects.filter(status__in=ON_HOST)
@@ -114,9 +122,26 @@ def _silence(status: str, timeout: int) -> str:
     return f"no heartbeat from its agent for {timeout} s"
 
 
-def _move_and_release(job_id: int, to: JobStatus, reason: str) -> bool:
+def _retry_or_lose(job_id: int, why: str) -> JobStatus | None:
+    """Queue the job again as its next attempt if it has retries left, else lose it; the
+    status it went to (None: neither was allowed from its status now)."""
     with transaction.atomic():
-        if not job_transition(job_id, to, reason=reason):
+        job = Job.objects.select_for_update().filter(id=job_id).values("attempt", "max_retries")
+        row = job.first()
+        if row is not None and row["attempt"] <= row["max_retries"]:
+            attempt = row["attempt"] + 1
+            reason = f"{why}; queued again (attempt {attempt} of {row['max_retries'] + 1})"
+            if job_transition(job_id, JobStatus.QUEUED, reason=reason, attempt=attempt):
+                allocation_release(job_id)
+                return JobStatus.QUEUED
+    return JobStatus.LOST if _move_and_release(job_id, JobStatus.LOST, why) else None
+
+
+def _move_and_release(
+    job_id: int, to: JobStatus, reason: str, only_from: frozenset[str] | None = None
+) -> bool:
+    with transaction.atomic():
+        if not job_transition(job_id, to, reason=reason, only_from=only_from):
             return False
         allocation_release(job_id)
     return True

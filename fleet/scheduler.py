@@ -4,8 +4,11 @@ One loop runs at a time, holding a lock for its whole transaction; a loop that f
 taken returns at once (``ran`` False) rather than waiting, since the running loop does the same
 work. Two loops at once would each read the same free GPUs and hand them out twice.
 
-Each placement is its own savepoint: the Allocation and the move to ``scheduled`` stand or fall
-together (a job stopped meanwhile refuses the move, and its allocation goes with it). The
+What to place where is decided by ``fleet.placement``, a pure function; this module reads what
+it needs (the queue, the hosts and what they hold, quotas and shares) and writes what it
+decided in bulk: the jobs moved to ``scheduled`` in a few statements
+(``job_transition_many``), their allocations only for those moved (a job stopped meanwhile
+gets none), the waiting jobs' reasons where they changed, and the queue's order. The
 ``jobs.run`` messages leave after the loop's transaction commits, so an agent never receives a
 job whose allocation it cannot read.
 """
@@ -25,12 +28,24 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.celery_app import app
-from fleet.models import Allocation, Host, HostState
-from fleet.placement import Gpu, HostCapacity, Placement, Request, place
+from fleet.models import Allocation, Host, HostState, Quota
+from fleet.placement import (
+    Gpu,
+    HostCapacity,
+    Limits,
+    Placement,
+    Policy,
+    Request,
+    Unplaced,
+    Usage,
+    place,
+)
+from fleet.queue import queue_publish
 from jobs.models import Job, JobStatus
-from jobs.status import job_note_waiting, job_transition
+from jobs.status import BATCH, job_transition_many, jobs_note_waiting
 
 RUN_TASK = "jobs.run"
+QUEUED = frozenset({JobStatus.QUEUED})
 
 # PostgreSQL's two-key advisory locks: this app's namespace, and the placement loop in it.
 LOCK_CLASS = 0x66_6C_65_65  # "flee(t)"
@@ -82,42 +97,89 @@ def _file_lock() -> Iterator[bool]:
 
 
 def schedule(*, now: datetime | None = None) -> ScheduleSummary:
-    """Place what waits in the queue, oldest first, where it fits now."""
+    """Place what waits in the queue where it fits now: by priority, fair share and age, within
+    the quotas (``fleet.placement``); say why the rest waits and where each stands."""
     now = now or timezone.now()
     with placement_lock() as held:
         if not held:
             return {"ran": False, "placed": 0, "waiting": 0}
-        requests = queued_requests()
-        if not requests:
+        queue = queued_jobs()
+        if not queue:
+            # The last order stays published: it holds no queued job, so nobody reads it.
             return {"ran": True, "placed": 0, "waiting": 0}
         fleet = _Fleet.read(now)
-        result = place(fleet.capacities, requests)
-        by_job = {request.job_id: request for request in requests}
-        placed = sum(
-            _allocate(p, by_job[p.job_id], fleet.hosts[p.host], now) for p in result.placed
-        )
-        for unplaced in result.unplaced:
-            job_note_waiting(unplaced.job_id, unplaced.reason)
+        result = place(fleet.capacities, [job.request for job in queue], policy_read())
+        placed = _allocate(result.placed, {job.request.job_id: job for job in queue}, fleet, now)
+        _note_waiting(result.unplaced, {job.request.job_id: job.reason for job in queue})
     return {"ran": True, "placed": placed, "waiting": len(result.unplaced)}
 
 
-def queued_requests() -> list[Request]:
-    """What each queued job asks for, oldest job first."""
-    rows = (
-        Job.objects.queued()
-        .order_by("created_at", "id")
-        .values_list(
-            "id",
-            "machine_type__cpus",
-            "machine_type__memory_mb",
-            "machine_type__gpus",
-            "machine_type__gpu_model",
-        )
+@dataclass(frozen=True)
+class QueuedJob:
+    request: Request
+    reason: str  # what it says now about why it waits
+
+
+QUEUED_FIELDS = (
+    "id", "machine_type__name", "machine_type__cpus", "machine_type__memory_mb",
+    "machine_type__gpus", "machine_type__gpu_model", "replicas", "priority", "created_by_id",
+    "project__owner_team_id", "status_reason",
+)  # fmt: skip
+
+
+def queued_jobs() -> list[QueuedJob]:
+    """Every queued job's needs, oldest first (the age order the placement takes)."""
+    rows = Job.objects.queued().order_by("created_at", "id").values_list(*QUEUED_FIELDS)
+    return [_queued(*row) for row in rows]
+
+
+def _queued(
+    job_id: int, machine: str, cpus: float, memory_mb: int, gpus: int, gpu_model: str,
+    replicas: int, priority: int, owner: int | None, team: int | None, reason: str,
+) -> QueuedJob:  # fmt: skip
+    request = Request(
+        job_id, cpus, memory_mb, gpus, gpu_model, replicas=replicas, owner=owner or 0, team=team,
+        priority=priority, machine=machine,
+    )  # fmt: skip
+    return QueuedJob(request, reason)
+
+
+def policy_read() -> Policy:
+    """The quotas and shares admins set, and what each user and team holds now."""
+    user_limits: dict[int, Limits] = {}
+    team_limits: dict[int, Limits] = {}
+    shares: dict[int, float] = {}
+    for quota in Quota.objects.all():
+        limits = Limits(max_gpus=quota.max_gpus, max_jobs=quota.max_jobs)
+        if quota.user_id is not None:
+            user_limits[quota.user_id] = limits
+            shares[quota.user_id] = quota.share
+        elif quota.team_id is not None:
+            team_limits[quota.team_id] = limits
+    user_usage, team_usage = _usage()
+    return Policy(
+        user_limits=user_limits, team_limits=team_limits, shares=shares,
+        user_usage=user_usage, team_usage=team_usage,
+    )  # fmt: skip
+
+
+def _usage() -> tuple[dict[int, Usage], dict[int, Usage]]:
+    """GPUs and jobs held now, by the user who submitted them and the team owning the project."""
+    held = Allocation.objects.active().values_list(
+        "job_id", "job__created_by_id", "job__project__owner_team_id", "gpu_indices"
     )
-    return [
-        Request(job_id, cpus, memory_mb, gpus, gpu_model)
-        for job_id, cpus, memory_mb, gpus, gpu_model in rows
-    ]
+    gpus: dict[tuple[str, int], int] = defaultdict(int)
+    jobs: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for job_id, user, team, gpu_indices in held:
+        for key in (("user", user or 0), ("team", team)):
+            if key[1] is None:
+                continue
+            gpus[key] += len(gpu_indices)
+            jobs[key].add(job_id)
+    usage = {key: Usage(gpus=gpus[key], jobs=len(jobs[key])) for key in jobs}
+    users = {who: used for (kind, who), used in usage.items() if kind == "user"}
+    teams = {who: used for (kind, who), used in usage.items() if kind == "team"}
+    return users, teams
 
 
 @dataclass
@@ -163,34 +225,57 @@ def _used_by_host() -> dict[int, tuple[float, int, frozenset[int]]]:
     return {host_id: (cpus[host_id], memory[host_id], frozenset(gpus[host_id])) for host_id in cpus}
 
 
-def _allocate(placement: Placement, request: Request, host: Host, now: datetime) -> bool:
-    """Write the allocation and move the job to ``scheduled``, both or neither."""
-    with transaction.atomic():
-        # A job requeued after its host went away still has its old, released row (one per job).
-        Allocation.objects.update_or_create(
+def _allocate(
+    placements: list[Placement], queue: dict[int, QueuedJob], fleet: _Fleet, now: datetime
+) -> int:
+    """Move the placed jobs to ``scheduled`` and write their allocations, in the loop's
+    transaction: a job stopped meanwhile refuses the move and gets no allocation. The
+    ``jobs.run`` messages leave once it commits."""
+    reasons = {placement.job_id: _placed_on(placement) for placement in placements}
+    moved = set(job_transition_many(reasons, JobStatus.SCHEDULED, only_from=QUEUED))
+    # A job queued again after its host went away still has the released rows of its last try.
+    Allocation.objects.filter(job_id__in=moved).delete()
+    rows = [
+        Allocation(
             job_id=placement.job_id,
-            defaults={
-                "host": host,
-                "cpus": request.cpus,
-                "memory_mb": request.memory_mb,
-                "gpu_indices": list(placement.gpu_indices),
-                "created_at": now,
-                "released_at": None,
-            },
+            replica=replica,
+            host=fleet.hosts[slot.host],
+            cpus=queue[placement.job_id].request.cpus,
+            memory_mb=queue[placement.job_id].request.memory_mb,
+            gpu_indices=list(slot.gpu_indices),
+            created_at=now,
         )
-        if not job_transition(placement.job_id, JobStatus.SCHEDULED, reason=_placed_on(placement)):
-            transaction.set_rollback(True)  # stopped meanwhile: undo the allocation
-            return False
-        # robust: a broker that fails one send must not keep the other jobs' messages from
-        # leaving; the reaper loses a job whose agent never started it.
-        transaction.on_commit(partial(_send_run, placement.job_id, host.queue), robust=True)
-    return True
+        for placement in placements
+        if placement.job_id in moved
+        for replica, slot in enumerate(placement.replicas)
+    ]
+    Allocation.objects.bulk_create(rows, batch_size=BATCH)
+    for placement in placements:
+        if placement.job_id in moved:
+            # robust: a broker that fails one send must not keep the other jobs' messages
+            # from leaving; the reaper loses a job whose agent never started it.
+            queue_name = fleet.hosts[placement.replicas[0].host].queue
+            transaction.on_commit(partial(_send_run, placement.job_id, queue_name), robust=True)
+    return len(moved)
+
+
+def _note_waiting(unplaced: list[Unplaced], said: dict[int, str]) -> None:
+    """Tell each waiting job why, where that changed, and publish where each stands."""
+    jobs_note_waiting(
+        {item.job_id: item.reason for item in unplaced if said.get(item.job_id) != item.reason}
+    )
+    queue_publish([item.job_id for item in unplaced if not item.fits_nowhere])
 
 
 def _placed_on(placement: Placement) -> str:
-    gpus = ", ".join(str(index) for index in placement.gpu_indices)
-    return f"placed on {placement.host}" + (f" (GPUs {gpus})" if gpus else "")
+    where = []
+    for slot in placement.replicas:
+        gpus = ", ".join(str(index) for index in slot.gpu_indices)
+        where.append(slot.host + (f" (GPUs {gpus})" if gpus else ""))
+    return "placed on " + "; ".join(where)
 
 
 def _send_run(job_id: int, queue: str) -> None:
+    # One message, to the first replica's host: running the other replicas of a distributed
+    # job is the agent's to learn; until then the API takes one replica per job.
     app.send_task(RUN_TASK, args=[job_id], queue=queue)

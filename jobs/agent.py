@@ -36,7 +36,7 @@ from fleet.models import Allocation
 from fleet.services import allocation_release, schedule_soon
 from jobs.checkpoints import Checkpoints, output_store
 from jobs.executors import Executor, Exit, Handle, JobSpec, LocalExecutor, Mount, Resources
-from jobs.logs import log_append
+from jobs.logs import log_append, log_size
 from jobs.models import FINISHED, Environment, Job, JobStatus
 from jobs.requirements import with_requirements
 from jobs.status import job_transition
@@ -46,6 +46,8 @@ from tracking.services import metrics_record
 logger = logging.getLogger(__name__)
 
 BEAT_S = 1.0
+# What run_job returns for an attempt a later one took over (not a status: it writes none).
+SUPERSEDED = "superseded"
 CONTROL_TARGET = "/ferry/control"  # $FERRY_CONTROL: see ferry.checkpoint
 HANDLE_FILE = "handle.json"  # in the job's directory: how to find the job again
 LOG_FLUSH_BYTES = 256 * 1024
@@ -128,6 +130,9 @@ def run_job(job_id: int, executor: Executor | None = None) -> str:
     paths = agent_paths()
     job = Job.objects.select_related(*JOB_RELATED).get(id=job_id)
     setup_log = SetupLog(job_id)  # what installing its requirements printed comes first
+    if job.attempt > 1:  # queued again after its host went away: its log goes on
+        setup_log.offset = log_size(job_id)
+        setup_log(f"[ferry] attempt {job.attempt} of {job.max_retries + 1}\n".encode())
     try:
         spec = prepare(job, paths, link_inputs=executor.sandboxed)
         spec = with_requirements(executor, spec, agent_dir=paths.root, log=setup_log)
@@ -181,7 +186,14 @@ def watch(
         launched.handle,
         checkpoints_of(job, paths),
         log_at=(offset, offset - launched.log_base),
+        attempt=job.attempt,
     )
+    if superseded(job):
+        # Its host was given up on and the job queued again: the next attempt owns its status
+        # and output now. What this one did is left where it ran.
+        executor.cleanup(launched.handle)
+        shutil.rmtree(paths.job(job.id), ignore_errors=True)
+        return SUPERSEDED
     # Cleaning up (removing a container takes a while) after the final status, not before it:
     # the job has ended, and its user need not wait for the housekeeping.
     return finish(job, ended, "", paths, cleanup=lambda: executor.cleanup(launched.handle))
@@ -242,7 +254,7 @@ def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
     mounts.append(Mount.output(workdir / "output"))
     (workdir / "control").mkdir()  # where ferry.checkpoint() asks for a checkpoint
     mounts.append(Mount(source=workdir / "control", target=CONTROL_TARGET, read_only=False))
-    allocation = Allocation.objects.filter(job_id=job.id).first()
+    allocation = Allocation.objects.filter(job_id=job.id, replica=0).first()
     gpus = tuple(allocation.gpu_indices) if allocation is not None else ()
     return JobSpec(
         job_id=str(job.id),
@@ -266,20 +278,21 @@ def supervise(
     handle: Handle,
     checkpoints: Checkpoints | None = None,
     log_at: tuple[int, int] = (0, 0),
+    attempt: int = 1,
 ) -> Exit:
     """Pump the log while the job runs; beat; keep checkpoints; stop it when asked. Returns
-    how it ended. ``log_at``: see ``pump_logs``."""
+    how it ended. ``log_at``: see ``pump_logs``; ``attempt``: the job's attempt this run is."""
     pump = threading.Thread(target=pump_logs, args=(job_id, executor, handle, *log_at), daemon=True)
     pump.start()
     stopping = False
     while (ended := executor.wait(handle, timeout=BEAT_S)) is None:
-        status = beat(job_id)
+        status = beat(job_id, attempt)
         executor.keepalive(handle)
         if checkpoints is not None and not stopping:
             checkpoints.tick()
-        # Stopping asked for, or the server gave the job up (lost: its allocation is free and
-        # may be another job's already): either way the process must end.
-        if (status == JobStatus.STOPPING or status in FINISHED) and not stopping:
+        # Stopping asked for, or the server gave the job up (lost, or queued again: its
+        # allocation is free and may be another job's already): either way the process must end.
+        if (status in (JobStatus.STOPPING, SUPERSEDED) or status in FINISHED) and not stopping:
             stopping = True
             threading.Thread(
                 target=executor.stop, args=(handle, settings.FERRY_JOB_STOP_GRACE_S), daemon=True
@@ -290,9 +303,16 @@ def supervise(
     return ended
 
 
-def beat(job_id: int) -> str:
-    Job.objects.filter(id=job_id).update(heartbeat_at=timezone.now())
+def beat(job_id: int, attempt: int = 1) -> str:
+    """Stamp the job's heartbeat; its status, or SUPERSEDED once a later attempt took over."""
+    if not Job.objects.filter(id=job_id, attempt=attempt).update(heartbeat_at=timezone.now()):
+        return SUPERSEDED
     return str(Job.objects.filter(id=job_id).values_list("status", flat=True).get())
+
+
+def superseded(job: Job) -> bool:
+    """Whether a later attempt of ``job`` was queued after this one started."""
+    return not Job.objects.filter(id=job.id, attempt=job.attempt).exists()
 
 
 def pump_logs(

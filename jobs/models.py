@@ -107,6 +107,13 @@ class Job(models.Model):
     output_at = models.DateTimeField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
     max_runtime_s = models.PositiveIntegerField(null=True, blank=True)
+    # The scheduler places higher first; users may lower theirs, site admins raise it too.
+    priority = models.SmallIntegerField(default=0)
+    # Processes of one distributed job, each on the machine type: placed all at once or none.
+    replicas = models.PositiveSmallIntegerField(default=1)
+    # How often a job whose host went away is queued again; ``attempt`` counts from 1.
+    max_retries = models.PositiveSmallIntegerField(default=0)
+    attempt = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     # Why the job is in its status: what it waits for while queued, why it failed or was lost.
     status_reason = models.TextField(blank=True)

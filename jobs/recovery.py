@@ -49,8 +49,8 @@ def _remove_stray_containers(host: str, executor: DockerExecutor, paths: AgentPa
     """Containers of this agent's jobs that nothing watches any more (their directory gone
     with a crash, or their job ended while the agent was away) are removed, running or not."""
     launched = Job.objects.filter(
-        status__in=LAUNCHED, allocation__host__name=host, allocation__released_at__isnull=True
-    )
+        status__in=LAUNCHED, allocations__host__name=host, allocations__released_at__isnull=True
+    ).distinct()
     keep = [str(job_id) for job_id in launched.values_list("id", flat=True)]
     for container in executor.remove_containers_except(keep, under=paths.jobs):
         logger.info("removed the container of job %s, which had ended", container.job_id)
@@ -84,8 +84,8 @@ def _still_ours(host: str, job_id: int) -> Job | None:
         .filter(
             id=job_id,
             status__in=LAUNCHED,
-            allocation__host__name=host,
-            allocation__released_at__isnull=True,
+            allocations__host__name=host,
+            allocations__released_at__isnull=True,
         )
         .first()
     )

@@ -13,9 +13,10 @@ def jobs_of(project: Project) -> QuerySet[Job]:
         Job.objects.filter(project=project)
         .select_related(
             "project__owner_user", "project__owner_team", "environment", "machine_type",
-            "code_tree", "output_tree", "created_by", "allocation__host",
+            "code_tree", "output_tree", "created_by",
         )
-        .prefetch_related("inputs__tree", "inputs__dataset_version__dataset__owner_user",
+        .prefetch_related("allocations__host",
+                          "inputs__tree", "inputs__dataset_version__dataset__owner_user",
                           "inputs__dataset_version__dataset__owner_team",
                           "inputs__source_job__project__owner_user",
                           "inputs__source_job__project__owner_team")

@@ -209,3 +209,60 @@ def test_a_draining_host_runs_what_it_has_and_takes_nothing_new() -> None:
     assert active(running)
     assert status_of(waiting) == S.QUEUED
     assert not Allocation.objects.filter(job=waiting).exists()
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def retrying(job: Job, max_retries: int) -> Job:
+    Job.objects.filter(id=job.id).update(max_retries=max_retries)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.mark.parametrize("status", [S.STARTING, S.RUNNING])
+def test_a_started_job_with_retries_left_goes_back_to_the_queue_as_its_next_attempt(
+    status: JobStatus, sent: list[SentTask], django_capture_on_commit_callbacks: Capture
+) -> None:
+    now = timezone.now()
+    gone = HostFactory.create(name="gone", heartbeat_at=ago(HOST_TIMEOUT_S + 1, now))
+    job = retrying(job_on(gone, status), max_retries=2)
+    HostFactory.create(name="spare")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = reap(now=now)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (S.QUEUED, 2)
+    assert job.status_reason == "host gone went offline; queued again (attempt 2 of 3)"
+    assert not active(job)
+    assert (summary["jobs_requeued"], summary["jobs_lost"]) == (1, 0)
+    assert [task.name for task in sent] == ["fleet.schedule"]  # to run it elsewhere
+
+
+def test_a_job_that_used_up_its_retries_is_lost() -> None:
+    now = timezone.now()
+    gone = HostFactory.create(name="gone", heartbeat_at=ago(HOST_TIMEOUT_S + 1, now))
+    job = retrying(job_on(gone, S.RUNNING), max_retries=1)
+    Job.objects.filter(id=job.id).update(attempt=2)  # its one retry ran, and lost its host too
+
+    summary = reap(now=now)
+
+    job.refresh_from_db()
+    assert (job.status, job.status_reason, job.attempt) == (S.LOST, "host gone went offline", 2)
+    assert (summary["jobs_requeued"], summary["jobs_lost"]) == (0, 1)
+
+
+def test_a_silent_job_with_retries_left_is_queued_again_not_lost() -> None:
+    now = timezone.now()
+    host = HostFactory.create(heartbeat_at=now)  # the host lives; the job's agent went quiet
+    job = retrying(job_on(host, S.RUNNING), max_retries=1)
+    heard_from(job, ago(JOB_TIMEOUT_S + 1, now))
+
+    summary = reap(now=now)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (S.QUEUED, 2)
+    assert job.status_reason.startswith(f"no heartbeat from its agent for {JOB_TIMEOUT_S} s;")
+    assert (summary["jobs_requeued"], summary["jobs_lost"]) == (1, 0)
+    assert not active(job)

@@ -14,7 +14,7 @@ from pytest_django.fixtures import Settings
 
 from fleet import scheduler
 from fleet.models import Allocation, Host, HostState
-from fleet.placement import HostCapacity, PlacementResult, Request, place
+from fleet.placement import HostCapacity, PlacementResult, Policy, Request, place
 from fleet.scheduler import ScheduleSummary, placement_lock, schedule
 from jobs.models import Job, JobStatus
 from jobs.status import job_transition
@@ -80,7 +80,7 @@ def test_gpus_held_by_running_jobs_are_not_given_again(
     assert summary["placed"] == 1
     assert Allocation.objects.get(job=first).gpu_indices == [1]
     assert status_of(second) == JobStatus.QUEUED
-    assert second.status_reason == "waiting for capacity: all hosts that fit it are busy"
+    assert second.status_reason == "waiting: no host with gpu free"
     assert [task.args for task in sent] == [[first.id]]
 
 
@@ -176,8 +176,10 @@ def spy_on_place(
 ) -> None:
     """Run ``after`` once placement has decided, before the loop writes anything."""
 
-    def placing(hosts: Sequence[HostCapacity], requests: Sequence[Request]) -> PlacementResult:
-        result = place(hosts, requests)
+    def placing(
+        hosts: Sequence[HostCapacity], requests: Sequence[Request], policy: Policy
+    ) -> PlacementResult:
+        result = place(hosts, requests, policy)
         after(result)
         return result
 

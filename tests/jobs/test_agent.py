@@ -14,10 +14,12 @@ from rest_framework.test import APIClient
 import jobs.agent
 from blobs.storage import get_storage
 from fleet.models import Allocation
-from jobs.agent import outcome, run_job
+from fleet.services import allocation_release
+from jobs.agent import SUPERSEDED, outcome, run_job
 from jobs.executors import Exit, LocalExecutor
-from jobs.logs import log_read
-from jobs.models import Job
+from jobs.logs import log_append, log_read
+from jobs.models import Job, JobStatus
+from jobs.status import job_transition
 from tests.blobs.test_upload_api import upload
 from tests.jobs.conftest import JOBS, submitted
 from tests.jobs.test_executor_contract import require_bwrap
@@ -95,6 +97,38 @@ def test_a_running_job_stops_when_asked(api: APIClient, agent: Callable[[Job], l
     job.refresh_from_db()
     assert job.status == "stopped"
     assert b"bye" in log_read(job, 0).data
+
+
+def test_an_attempt_another_took_over_is_stopped_and_writes_nothing(
+    api: APIClient, agent: Callable[[Job], list[str]]
+) -> None:
+    # What the reaper does when it gives up on a host that in fact still runs the job: queues
+    # it again as attempt 2, which another host runs. This copy must end, and stay quiet.
+    job = submitted(api, "echo started; sleep 30; echo finished")
+    Job.objects.filter(id=job.id).update(max_retries=1)
+    outcome = agent(job)
+    deadline = time.monotonic() + 20
+    while b"started" not in log_read(job, 0).data and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job_transition(job.id, JobStatus.QUEUED, reason="host went offline", attempt=2)
+    allocation_release(job.id)
+    while not outcome and time.monotonic() < deadline + 20:
+        time.sleep(0.1)
+
+    assert outcome == [SUPERSEDED]
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.output_tree) == (JobStatus.QUEUED, 2, None)
+    assert b"finished" not in log_read(job, 0).data
+
+
+def test_a_retried_attempt_continues_the_log_and_says_which_it_is(api: APIClient) -> None:
+    job = submitted(api, "echo second")
+    log_append(job.id, 0, b"first try\n")
+    Job.objects.filter(id=job.id).update(max_retries=2, attempt=2)
+
+    assert run_job(job.id) == "succeeded"
+
+    assert log_read(job, 0).data == b"first try\n[ferry] attempt 2 of 3\nsecond\n"
 
 
 def test_a_job_that_cannot_be_laid_out_fails_and_says_why(api: APIClient) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
@@ -39,18 +40,23 @@ call_command("agent", *sys.argv[1:])
 
 
 class AgentProcess:
-    """``manage.py agent --name NAME`` started now; ``kill()`` is SIGKILL to all of it."""
+    """``manage.py agent --name NAME`` started now; ``kill()`` is SIGKILL to all of it.
+    ``overrides``: settings of this agent alone (its own FERRY_AGENT_DIR, fake GPUs...)."""
 
-    def __init__(self, name: str, log: Path) -> None:
+    def __init__(self, name: str, log: Path, overrides: Mapping[str, object] | None = None) -> None:
         database = {
             key: connection.settings_dict[key]
             for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
         }
+        own: dict[str, object] = {
+            name: str(getattr(settings, name)) if name in PATHS else getattr(settings, name)
+            for name in SHARED
+        }
+        own.update(
+            {key: str(value) if key in PATHS else value for key, value in (overrides or {}).items()}
+        )
         shared = {
-            "settings": {
-                name: str(getattr(settings, name)) if name in PATHS else getattr(settings, name)
-                for name in SHARED
-            },
+            "settings": own,
             "paths": PATHS,
             "database": database,
         }

@@ -33,7 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         executor = make_executor()
-        host = host_register(options["name"], inventory_read(), executor=executor.name)
+        inventory = inventory_read(settings.FERRY_AGENT_FAKE_GPUS)
+        host = host_register(options["name"], inventory, executor=executor.name)
         self.stdout.write(
             f"Host {host.name}: {host.cpus:g} cpus, {host.memory_mb} MB, {len(host.gpus)} GPUs; "
             f"jobs run by the {executor.name} executor under {settings.FERRY_AGENT_DIR}"
