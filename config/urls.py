@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("datasets.urls")),
     path("", include("jobs.urls")),
     path("", include("fleet.urls")),
+    path("", include("fleet.admin_urls")),
 ]
 
 urlpatterns = [

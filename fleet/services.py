@@ -1,4 +1,4 @@
-"""Every change to hosts and allocations goes through these functions.
+"""Every change to hosts, allocations and quotas goes through these functions.
 
 ``host_set_state`` is the one writer of ``Host.state``: a conditional update, so that a state
 somebody else changed first (an admin drained the host while the reaper took it offline) is not
@@ -7,17 +7,23 @@ scheduler (``fleet.scheduler``) and released here.
 """
 
 import logging
+import math
 import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any, Literal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import Team, User
+from accounts.policy import authorize_site_admin
+from accounts.selectors import team_get
+from accounts.services import user_get
 from config.celery_app import app
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from fleet.inventory import Inventory
-from fleet.models import Allocation, Host, HostState
+from fleet.models import Allocation, Host, HostState, Quota
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +113,41 @@ def host_set_state(
     return True
 
 
+HOST_ADMIN = "drain hosts or bring them back"
+
+
+def host_drain(*, actor: User, name: str) -> Host:
+    """Place nothing new on an online host; the jobs it runs finish there."""
+    authorize_site_admin(actor, HOST_ADMIN)
+    if not host_set_state(name, HostState.DRAINING, from_states=[HostState.ONLINE]):
+        state = _state_of(name)
+        already = " It takes no new work already." if state == HostState.DRAINING else ""
+        raise Conflict(
+            f"Host {name} is {state}; only an online host can be drained.{already}",
+            code="host_not_online",
+        )
+    return Host.objects.get(name=name)
+
+
+def host_undrain(*, actor: User, name: str) -> Host:
+    """Let a draining host take new work again (``host_set_state`` wakes the scheduler)."""
+    authorize_site_admin(actor, HOST_ADMIN)
+    if not host_set_state(name, HostState.ONLINE, from_states=[HostState.DRAINING]):
+        raise Conflict(
+            f"Host {name} is {_state_of(name)}, not draining; only a draining host can be "
+            "undrained.",
+            code="host_not_draining",
+        )
+    return Host.objects.get(name=name)
+
+
+def _state_of(name: str) -> str:
+    state = Host.objects.filter(name=name).values_list("state", flat=True).first()
+    if state is None:  # removed since host_set_state looked
+        raise _unknown_host(name)
+    return state
+
+
 def _unknown_host(name: str) -> NotFound:
     return NotFound(f"No host is registered as {name!r}.", code="host_not_found")
 
@@ -118,6 +159,101 @@ def allocation_release(job_id: int, *, now: datetime | None = None) -> bool:
     """
     active = Allocation.objects.active().filter(job_id=job_id)
     return active.update(released_at=now or timezone.now()) > 0
+
+
+QUOTA_ADMIN = "set or remove quotas"
+QuotaKind = Literal["user", "team"]
+# What a PositiveIntegerField holds on every database; far beyond any real fleet.
+MAX_LIMIT = 2_147_483_647
+DEFAULT_SHARE = 1.0
+
+
+def quota_subject(kind: QuotaKind, name: str) -> dict[str, User | Team]:
+    """The quota's owner as filter arguments (``{"user": alice}``); NotFound if unknown."""
+    if kind == "user":
+        return {"user": user_get(name)}
+    return {"team": team_get(name)}
+
+
+def quota_set(
+    *,
+    actor: User,
+    kind: QuotaKind,
+    name: str,
+    max_gpus: int | None = None,
+    max_jobs: int | None = None,
+    share: float | None = None,
+) -> Quota:
+    """Replace what the user or team ``name`` may hold at once (None: no limit) and, for a
+    user, their weight in the fair share (None: the default, 1). The scheduler is woken once
+    it is committed: a raised limit may let waiting jobs run."""
+    authorize_site_admin(actor, QUOTA_ADMIN)
+    subject = quota_subject(kind, name)
+    values: dict[str, Any] = {
+        "max_gpus": _limit("max_gpus", max_gpus),
+        "max_jobs": _limit("max_jobs", max_jobs),
+        "share": _share(kind, share),
+        "updated_at": timezone.now(),
+    }
+    with transaction.atomic():
+        quota = _quota_write(subject, values)
+        schedule_soon()
+    return quota
+
+
+def quota_delete(*, actor: User, kind: QuotaKind, name: str) -> bool:
+    """Remove the quota of the user or team ``name``: no limits, and a user's share back to 1.
+    False if it had none (asking twice is harmless)."""
+    authorize_site_admin(actor, QUOTA_ADMIN)
+    deleted, _ = Quota.objects.filter(**quota_subject(kind, name)).delete()
+    if deleted:
+        schedule_soon()  # no limit now: its waiting jobs may run
+    return deleted > 0
+
+
+def _quota_write(subject: dict[str, User | Team], values: dict[str, Any]) -> Quota:
+    rows = Quota.objects.filter(**subject)
+    if not rows.update(**values):
+        try:
+            with transaction.atomic():  # a savepoint: the outer transaction survives a clash
+                return Quota.objects.create(**subject, **values)
+        except IntegrityError:
+            # Another admin created it at the same moment; this, the later word, replaces it.
+            rows.update(**values)
+    return rows.get()
+
+
+def _limit(field: str, value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_LIMIT:
+        raise ValidationFailed(
+            f"{field} is {value}; give a whole number from 0 to {MAX_LIMIT}, or null for no limit.",
+            fields={field: ["Out of range."]},
+            code="invalid_quota",
+        )
+    return value
+
+
+def _share(kind: QuotaKind, share: float | None) -> float:
+    if kind == "team":
+        if share is not None:
+            raise ValidationFailed(
+                "A team has no share: shares weigh users against each other when the queue is "
+                "contended. Leave share out, and set it on users (PUT "
+                "/api/v1/admin/quotas/users/NAME).",
+                fields={"share": ["Only users have a share."]},
+                code="team_share",
+            )
+        return DEFAULT_SHARE
+    if share is None:
+        return DEFAULT_SHARE
+    if not math.isfinite(share) or share <= 0:
+        raise ValidationFailed(
+            f"share is {share}; give a number above 0 (1 is everyone's default; 2 weighs a "
+            "user twice as much).",
+            fields={"share": ["Must be above 0."]},
+            code="invalid_quota",
+        )
+    return share
 
 
 def schedule_soon() -> None:

@@ -1,14 +1,32 @@
+from functools import cached_property
 from typing import Any
 
 from rest_framework import serializers
 
 from blobs.serializers import digest_field
 from core.api.serializers import InputSerializer
-from jobs.models import Environment, Job, JobEvent, JobInput, MachineType
+from fleet.queue import QueuePlaces
+from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
 
 MAX_COMMAND = 10_000
 MAX_MESSAGE = 5000
 MAX_PARAMS = 200
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+MAX_RETRIES = 10
+
+
+def priority_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=MIN_PRIORITY, max_value=MAX_PRIORITY,
+        help_text="Higher is placed first; 0 by default. Above 0 only for site admins.",
+    )  # fmt: skip
+
+
+def max_retries_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_RETRIES,
+        help_text="How often the job is queued again if its host goes away; 0 by default.",
+    )  # fmt: skip
 
 
 class InputSourceInput(InputSerializer):
@@ -32,6 +50,8 @@ class JobCreateInput(InputSerializer):
     params = serializers.DictField(required=False)
     message = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_blank=True)
     max_runtime_s = serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400)
+    priority = priority_field()
+    max_retries = max_retries_field()
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         if len(params) > MAX_PARAMS:
@@ -52,6 +72,8 @@ class JobRestartInput(InputSerializer):
     params = serializers.DictField(required=False)
     message = serializers.CharField(max_length=MAX_MESSAGE, required=False, allow_blank=True)
     max_runtime_s = serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400)
+    priority = priority_field()
+    max_retries = max_retries_field()
 
     validate_params = JobCreateInput.validate_params
 
@@ -81,23 +103,59 @@ class JobOutput(serializers.ModelSerializer[Job]):
     inputs = JobInputOutput(many=True)
     created_by = serializers.CharField(source="created_by.username", default=None)
     host = serializers.SerializerMethodField()
+    status_reason = serializers.SerializerMethodField(
+        help_text="Why the job is in its status; a queued job's place in the queue ends it."
+    )
+    queue_position = serializers.SerializerMethodField(
+        help_text="A queued job's place in the scheduler's last order, from 1; else null."
+    )
+    queue_length = serializers.SerializerMethodField(
+        help_text="How many jobs that order holds, while queue_position is set; else null."
+    )
 
     class Meta:
         model = Job
         fields = [
             "id", "number", "name", "project", "mode", "command", "message", "environment",
-            "machine", "code", "inputs", "params", "max_runtime_s", "status", "status_reason",
-            "exit_code", "output", "output_size", "output_at", "host", "created_by", "created_at",
-            "started_at", "finished_at",
+            "machine", "code", "inputs", "params", "max_runtime_s", "priority", "replicas",
+            "max_retries", "attempt", "status", "status_reason", "queue_position",
+            "queue_length", "exit_code", "output", "output_size", "output_at", "host",
+            "created_by", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
+    @cached_property
+    def _queue(self) -> QueuePlaces:
+        # Once per response: a list's ListSerializer renders every job with this one child,
+        # and only a page with a queued job on it reads the snapshot at all.
+        return QueuePlaces.read()
+
+    def _place(self, job: Job) -> int | None:
+        if job.status != JobStatus.QUEUED:
+            return None  # the snapshot may still list a job placed or stopped since
+        return self._queue.position(job.id)
+
+    def get_queue_position(self, job: Job) -> int | None:
+        return self._place(job)
+
+    def get_queue_length(self, job: Job) -> int | None:
+        return None if self._place(job) is None else self._queue.length
+
+    def get_status_reason(self, job: Job) -> str:
+        position = self._place(job)
+        if position is None:
+            return job.status_reason
+        place = f"position {position} of {self._queue.length}"
+        return f"{job.status_reason}; {place}" if job.status_reason else place
+
     def get_host(self, job: Job) -> dict[str, Any] | None:
-        allocation = getattr(job, "allocation", None)
-        if allocation is None:
+        # The first replica's: a job of one replica (most) runs there alone. all(), not a
+        # filter: jobs_of prefetched them.
+        first = min(job.allocations.all(), key=lambda allocation: allocation.replica, default=None)
+        if first is None:
             return None
-        host = allocation.host
-        return {"name": host.name, "executor": host.executor, "gpus": allocation.gpu_indices}
+        host = first.host
+        return {"name": host.name, "executor": host.executor, "gpus": first.gpu_indices}
 
 
 class JobEventOutput(serializers.ModelSerializer[JobEvent]):

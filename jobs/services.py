@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from blobs.models import Tree
 from blobs.services import tree_of_author
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict, PermissionDenied, ValidationFailed
 from fleet.services import allocation_release, schedule_soon
 from jobs.inputs import InputRequest, resolve_inputs
 from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
@@ -33,6 +33,8 @@ class JobRequest:
     params: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     max_runtime_s: int | None = None
+    priority: int = 0  # higher is placed first; above 0 only for site admins
+    max_retries: int = 0  # how often it is queued again if its host goes away
     idempotency_key: str = ""
 
 
@@ -41,6 +43,7 @@ def job_create(
 ) -> Job:
     """Queue a job; the scheduler is woken once it is committed."""
     authorize_project(actor, project, ProjectAction.WRITE)
+    _check_priority(actor, request.priority)
     if request.idempotency_key:
         earlier = _job_with_key(project, actor, request.idempotency_key)
         if earlier is not None:
@@ -104,9 +107,23 @@ def _insert_job(
         code_tree=code,
         params=request.params,
         max_runtime_s=request.max_runtime_s,
+        priority=request.priority,
+        max_retries=request.max_retries,
         created_by=actor,
         idempotency_key=request.idempotency_key,
     )
+
+
+def _check_priority(actor: User, priority: int) -> None:
+    # Everyone may let others go first; only site admins may push ahead of everyone else,
+    # since a raised priority takes GPUs from every other user's queue.
+    if priority > 0 and not actor.is_superuser:
+        raise PermissionDenied(
+            f"Only site admins may give a job a priority above 0 (asked: {priority}); submit it "
+            "with priority 0 or lower (lower lets other jobs go first).",
+            fields={"priority": ["Use 0 or lower."]},
+            code="priority_not_allowed",
+        )
 
 
 def _command(command: str) -> str:
@@ -187,7 +204,8 @@ def job_stop(*, actor: User, job: Job, reason: str = "") -> Job:
 
 def job_restart(*, actor: User, job: Job, changes: dict[str, Any]) -> Job:
     """A new job like ``job`` (its code, inputs, settings), with ``changes`` applied: any of
-    command, environment, machine, max_runtime_s, message, and params (merged)."""
+    command, environment, machine, max_runtime_s, priority, max_retries, message, and params
+    (merged)."""
     request = JobRequest(
         command=changes.get("command") or job.command,
         environment=changes.get("environment") or job.environment.name,
@@ -196,6 +214,8 @@ def job_restart(*, actor: User, job: Job, changes: dict[str, Any]) -> Job:
         params={**job.params, **changes.get("params", {})},
         message=changes.get("message") or f"restart of {job}",
         max_runtime_s=changes.get("max_runtime_s", job.max_runtime_s),
+        priority=changes.get("priority", job.priority),
+        max_retries=changes.get("max_retries", job.max_retries),
     )
     return job_create(actor=actor, project=job.project, request=request, restart_of=job)
 

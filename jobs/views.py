@@ -67,6 +67,8 @@ class JobListView(APIView):
             params=data.get("params", {}),
             message=data.get("message", ""),
             max_runtime_s=data.get("max_runtime_s"),
+            priority=data.get("priority", 0),
+            max_retries=data.get("max_retries", 0),
             idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:128],
         )
         job = services.job_create(actor=current_user(request), project=project, request=job_request)

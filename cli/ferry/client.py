@@ -96,6 +96,9 @@ class FerryClient:
     def post(self, path: str, json: Any, headers: dict[str, str] | None = None) -> Any:
         return self.request("POST", path, json=json, headers=headers)
 
+    def put(self, path: str, json: Any) -> Any:
+        return self.request("PUT", path, json=json)
+
     def delete(self, path: str) -> None:
         self.request("DELETE", path)
 

@@ -36,6 +36,8 @@ class RunSettings:
     message: str = ""
     max_runtime: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    priority: int | None = None
+    max_retries: int | None = None
 
     @classmethod
     def from_flags(cls, command: str, flags: dict[str, Any]) -> "RunSettings":
@@ -47,11 +49,18 @@ class RunSettings:
             message=flags.get("message") or "",
             max_runtime=flags.get("max_runtime"),
             params=dict(parse_param(text) for text in flags.get("params") or ()),
+            priority=flags.get("priority"),
+            max_retries=flags.get("max_retries"),
         )
 
     def overridden_by(self, other: "RunSettings") -> "RunSettings":
         """These settings, with every value ``other`` sets taking their place."""
-        changes = {f.name: getattr(other, f.name) for f in fields(other) if getattr(other, f.name)}
+        # Unset is None or empty; a 0 given (--priority 0) is a value like any other.
+        changes = {
+            f.name: getattr(other, f.name)
+            for f in fields(other)
+            if getattr(other, f.name) not in (None, "", (), {})
+        }
         return replace(self, **changes)
 
     def request_body(self, code: str) -> dict[str, Any]:
@@ -65,8 +74,13 @@ class RunSettings:
         for key, value in (("environment", self.environment), ("machine", self.machine)):
             if value:
                 body[key] = value
-        if self.max_runtime is not None:
-            body["max_runtime_s"] = self.max_runtime
+        for key, number in (
+            ("max_runtime_s", self.max_runtime),
+            ("priority", self.priority),
+            ("max_retries", self.max_retries),
+        ):
+            if number is not None:
+                body[key] = number
         return body
 
 

@@ -4,6 +4,8 @@ import secrets
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
@@ -12,6 +14,7 @@ from accounts.ownership import Visibility
 from accounts.roles import Role
 from blobs.models import Tree
 from datasets.models import Dataset
+from fleet.queue import queue_publish
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.status import job_transition
 from projects.models import Project
@@ -167,6 +170,12 @@ def test_a_job_output_mounts_once_it_exists(api: APIClient) -> None:
         ({"command": "x", "code": "a" * 64}, "unknown_tree", "upload the files"),
         ({"command": "x", "params": {"lr": [1, 2]}}, "invalid", "parameters"),
         ({"command": "x", "max_runtime_s": 0}, "invalid", ""),
+        ({"command": "x", "priority": -101}, "invalid", "priority"),
+        ({"command": "x", "priority": 101}, "invalid", "priority"),
+        ({"command": "x", "priority": "high"}, "invalid", "priority"),
+        ({"command": "x", "max_retries": -1}, "invalid", "max_retries"),
+        ({"command": "x", "max_retries": 11}, "invalid", "max_retries"),
+        ({"command": "x", "max_retries": 1.5}, "invalid", "max_retries"),
         ({"command": "x", "surprise": 1}, "invalid", ""),
     ],
 )
@@ -302,3 +311,107 @@ def test_a_jobs_code_is_listed_and_its_missing_output_named(api: APIClient) -> N
     assert [row["path"] for row in listed] == ["lib/util.py", "train.py"]
     assert "has no output yet (queued)" in assert_error(missing, 404, "not_found")["message"]
     assert one.status_code in (200, 302)
+
+
+# --- scheduling: priority, retries, the place in the queue --------------------------------------
+
+
+def test_priority_and_retries_are_kept_and_a_restart_keeps_them(api: APIClient) -> None:
+    response = submit(api, {"command": "true", "priority": -20, "max_retries": 3})
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["priority"], body["max_retries"], body["replicas"], body["attempt"]) == (
+        -20, 3, 1, 1,
+    )  # fmt: skip
+    job = Job.objects.get(number=1)
+    assert (job.priority, job.max_retries) == (-20, 3)
+    restarted = api.post(f"{JOBS}/1/restart", {}, format="json").json()
+    assert (restarted["priority"], restarted["max_retries"]) == (-20, 3)
+    changed = api.post(f"{JOBS}/1/restart", {"priority": 0, "max_retries": 0}, format="json")
+    assert (changed.json()["priority"], changed.json()["max_retries"]) == (0, 0)
+
+
+def test_a_job_submitted_without_them_has_priority_0_and_no_retries(api: APIClient) -> None:
+    body = submit(api, {"command": "true"}).json()
+
+    assert (body["priority"], body["max_retries"], body["attempt"]) == (0, 0, 1)
+
+
+def test_a_site_admin_may_raise_a_priority(project: Project) -> None:
+    root = UserFactory.create(username="root", is_superuser=True)
+
+    response = submit(client_for(root), {"command": "true", "priority": 100})
+
+    assert response.status_code == 202, response.json()
+    assert Job.objects.get().priority == 100
+
+
+def test_a_priority_above_0_is_only_for_site_admins(api: APIClient) -> None:
+    error = assert_error(
+        submit(api, {"command": "true", "priority": 1}), 403, "priority_not_allowed"
+    )
+
+    assert "Only site admins" in error["message"]
+    assert "priority 0 or lower" in error["message"]
+    assert "priority" in error["fields"]
+    assert not Job.objects.exists()
+    assert not JobEvent.objects.exists()
+
+
+def test_restarting_a_raised_job_asks_a_member_to_lower_it(api: APIClient) -> None:
+    submit(api, {"command": "true"})
+    Job.objects.update(priority=50)  # raised by a site admin
+
+    refused = api.post(f"{JOBS}/1/restart", {}, format="json")
+
+    assert_error(refused, 403, "priority_not_allowed")
+    assert Job.objects.count() == 1
+    lowered = api.post(f"{JOBS}/1/restart", {"priority": 0}, format="json")
+    assert lowered.status_code == 202, lowered.json()
+    assert lowered.json()["priority"] == 0
+
+
+def test_a_queued_job_says_where_it_stands_in_the_published_queue(api: APIClient) -> None:
+    for _ in range(3):
+        submit(api, {"command": "true"})
+    first, second, third = Job.objects.order_by("number")
+    Job.objects.filter(id=first.id).update(status_reason="waiting for capacity")
+    assert job_transition(second.id, JobStatus.SCHEDULED)
+    # The snapshot still names the second job, placed since: a placed job has no position.
+    queue_publish([third.id, second.id, first.id])
+
+    one = api.get(f"{JOBS}/1").json()
+    two = api.get(f"{JOBS}/2").json()
+    three = api.get(f"{JOBS}/3").json()
+
+    assert (one["queue_position"], one["queue_length"]) == (3, 3)
+    assert one["status_reason"] == "waiting for capacity; position 3 of 3"
+    assert (two["queue_position"], two["queue_length"]) == (None, None)
+    assert "position" not in two["status_reason"]
+    assert (three["queue_position"], three["status_reason"]) == (1, "position 1 of 3")
+
+
+def test_a_queued_job_outside_the_published_order_has_no_position(api: APIClient) -> None:
+    submit(api, {"command": "true"})
+    queue_publish([])
+
+    body = api.get(f"{JOBS}/1").json()
+
+    assert (body["queue_position"], body["queue_length"]) == (None, None)
+    assert body["status_reason"] == ""
+
+
+def test_a_list_of_jobs_reads_the_queue_once(api: APIClient) -> None:
+    for _ in range(4):
+        submit(api, {"command": "true"})
+    queue_publish(list(Job.objects.order_by("-number").values_list("id", flat=True)))
+
+    with CaptureQueriesContext(connection) as captured:
+        rows = api.get(JOBS).json()["results"]
+
+    assert [(row["number"], row["queue_position"]) for row in rows] == [
+        (4, 1), (3, 2), (2, 3), (1, 4),
+    ]  # fmt: skip
+    snapshot_reads = [q for q in captured if "fleet_queuesnapshot" in q["sql"]]
+    assert len(snapshot_reads) == 1

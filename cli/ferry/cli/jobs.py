@@ -69,6 +69,19 @@ def where_options(command: Any) -> Any:
     )
 
 
+def scheduling_options(command: Any) -> Any:
+    """--priority and --retries: where the job stands in the queue, and whether it is queued
+    again when its host goes away."""
+    command = click.option(
+        "--retries", "max_retries", type=click.IntRange(0, 10),
+        help="Queue it again up to N times if its host goes away (0).",
+    )(command)  # fmt: skip
+    return click.option(
+        "--priority", type=click.IntRange(-100, 100),
+        help="Higher runs first (0); above 0 only for site admins.",
+    )(command)  # fmt: skip
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @where_options
 @click.option(
@@ -77,6 +90,7 @@ def where_options(command: Any) -> Any:
 @click.option("-m", "--message", help="What this run tries.")
 @click.option("--max-runtime", type=int, help="Stop the job after this many seconds.")
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, given to the job.")
+@scheduling_options
 @click.option("--task", help="A preset from ferry.yml's `task:` section.")
 @click.option("-f", "--follow", is_flag=True, help="Stream the log until the job ends.")
 @json_option
@@ -253,13 +267,17 @@ def output(
 @click.option("-m", "--message", help="What this run tries.")
 @click.option("--max-runtime", "max_runtime_s", type=int, help="Another max runtime, seconds.")
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, over the job's own.")
+@scheduling_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def restart(ctx: Context, job: str, command: tuple[str, ...], **flags: Any) -> None:
     """Run JOB again (its code, inputs and settings), with what the options (given before JOB)
     and COMMAND change."""
     project, number = resolve_job(ctx, job)
-    changes = {key: value for key, value in flags.items() if value and key != "params"}
+    # Not `if value`: --priority 0 is a change (from a raised priority) like any other.
+    changes = {
+        key: value for key, value in flags.items() if value not in (None, "") and key != "params"
+    }
     if flags["params"]:
         changes["params"] = dict(parse_param(text) for text in flags["params"])
     if command:

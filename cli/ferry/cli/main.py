@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import click
 
+from ferry.cli.admin import admin
 from ferry.cli.context import Context
 from ferry.cli.data import data
 from ferry.cli.jobs import COMMANDS as JOB_COMMANDS
@@ -44,6 +45,7 @@ def login(ctx: Context, host: str | None, token: str | None) -> None:
 
 
 cli.add_command(data)
+cli.add_command(admin)
 for command in JOB_COMMANDS:
     cli.add_command(command)
 
