@@ -297,6 +297,12 @@ def _plus(usage: Usage, request: Request) -> Usage:
 
 
 def _beyond(limits: Limits, usage: Usage, request: Request, which: str) -> str | None:
+    if limits.max_gpus is not None and request.total_gpus > limits.max_gpus:
+        # Waiting cannot help: say so, instead of a count that looks as if it might.
+        return (
+            f"waiting: it needs {request.total_gpus} GPUs and the {which} allows"
+            f" {limits.max_gpus} at once; ask a site admin to raise it"
+        )
     if limits.max_gpus is not None and usage.gpus + request.total_gpus > limits.max_gpus:
         return f"waiting: {which} {usage.gpus}/{limits.max_gpus} GPUs"
     if limits.max_jobs is not None and usage.jobs + 1 > limits.max_jobs:

@@ -378,6 +378,18 @@ def test_a_job_beyond_its_users_gpu_quota_waits_while_a_smaller_one_runs() -> No
     ]
 
 
+def test_a_job_bigger_than_its_quota_says_waiting_will_not_help() -> None:
+    policy = Policy(team_limits={7: Limits(max_gpus=4)})
+
+    result = place([gpu_host("g1", 8)], [gpu_job(1, gpus=8, owner=1, team=7)], policy)
+
+    assert result.placed == []
+    reason = (
+        "waiting: it needs 8 GPUs and the team quota allows 4 at once; ask a site admin to raise it"
+    )
+    assert result.unplaced == [Unplaced(1, reason, fits_nowhere=False, quota=True)]
+
+
 def test_a_job_beyond_its_users_job_quota_waits() -> None:
     policy = Policy(user_limits={1: Limits(max_jobs=2)}, user_usage={1: Usage(jobs=1)})
 
