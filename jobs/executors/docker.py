@@ -95,18 +95,20 @@ CONTAINER_TMP = "/tmp"  # HOME and TMPDIR: the image's own /tmp, in the containe
 ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "64k", "max-file": "1"})
 # The command's shell writes straight to the log file: "$1" is the command, run as local's is.
 # A stop's SIGTERM reaches every process of the job (TINI_KILL_PROCESS_GROUP), this shell too,
-# and the container ends as soon as this shell does, killing what still runs: so on a SIGTERM
-# it waits (its trap runs once the command has ended) until the job's other processes, which
-# got it too, have finished, e.g. `python3 train.py` saving a checkpoint after its shell died.
-# The stop's SIGKILL after the grace bounds the wait. PID 1 (docker-init) and this shell are
-# the two processes left then. Its own stderr goes nowhere: it would report "Terminated".
+# and the container ends as soon as this shell does, killing what still runs: so when the
+# command's shell died of that SIGTERM (143) it waits (its trap runs once the command has
+# ended) until the job's other processes, which got it too, have finished, e.g. `python3
+# train.py` saving a checkpoint after its shell died. The stop's SIGKILL after the grace bounds
+# the wait. PID 1 (docker-init) and this shell are the two processes left then. A command that
+# handled the SIGTERM and exited has ended the job. Its own stderr goes nowhere: it would
+# report "Terminated".
 _WRAPPER = f"""exec >>{LOG_TARGET} 2>&1 || exit 126
 exec 2>/dev/null
 stopping=
 trap 'stopping=1' TERM
 /bin/sh -c "$1" 2>&1
 status=$?
-if [ -n "$stopping" ]; then
+if [ -n "$stopping" ] && [ "$status" -eq 143 ]; then
     while set -- /proc/[0-9]*; [ $# -gt 2 ]; do sleep 0.05; done
 fi
 exit $status"""

@@ -318,10 +318,11 @@ def supervise() -> None:
         lease = (paths, plan["keepalive_s"], plan["grace_s"], pgid, ended)
         threading.Thread(target=_enforce_keepalive, args=lease, daemon=True).start()
     returncode = job.wait()
-    if timed_out.is_set() or paths.stopped.exists():
-        # The stop's SIGTERM reached every process of the job: the command's shell may die of
-        # it at once while `python3 train.py` still writes its checkpoint. The stop's SIGKILL,
-        # after the grace, bounds this.
+    if (timed_out.is_set() or paths.stopped.exists()) and _killed_by_sigterm(returncode):
+        # The stop's SIGTERM reached every process of the job, and the command's shell died of
+        # it at once while `python3 train.py` may still be writing its checkpoint: the others
+        # get the grace to finish, bounded by the stop's SIGKILL. A command that handled the
+        # SIGTERM itself and exited has ended the job: what it leaves is killed now.
         _await_group(pgid)
     ended.set()
     _kill_group(pgid, signal.SIGKILL)  # what the job left running in the background
@@ -339,6 +340,11 @@ def supervise() -> None:
 
 
 _PR_SET_CHILD_SUBREAPER = 36
+
+
+def _killed_by_sigterm(returncode: int) -> bool:
+    # Popen's word for a signal is its negative; bwrap reports its command's as 128 + signal.
+    return returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
 
 
 def _become_subreaper() -> None:

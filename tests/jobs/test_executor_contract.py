@@ -412,6 +412,21 @@ def test_stop_sends_sigterm_to_the_program_the_shell_started_and_lets_it_finish(
     assert "python-saved" in all_logs(executor, handle)
 
 
+def test_a_command_that_handles_sigterm_and_exits_ends_the_job_at_once(
+    executor: Executor, run: Callable[..., Handle]
+) -> None:
+    # Its trap leaves a process behind that never got the SIGTERM: the job has ended all the
+    # same, and that process goes with it rather than holding the stop until the grace.
+    handle = run("trap 'sleep 30 & exit 7' TERM; echo ready; while :; do sleep 0.1; done")
+    read_until(executor, handle, "ready")
+    started = time.monotonic()
+
+    executor.stop(handle, grace_s=10)
+
+    assert time.monotonic() - started < 5
+    assert finish(executor, handle, timeout=0) == Exit(7, None, timed_out=False, stopped=True)
+
+
 def test_a_job_ignoring_sigterm_is_killed_with_its_children_after_the_grace(
     executor: Executor, run: Callable[..., Handle], job_dir: Path
 ) -> None:
