@@ -4,9 +4,10 @@ from django.urls import re_path
 
 from core.api.routes import NAME, api
 from fleet import admin_views
+from fleet.services import HOST_NAME
 
-# fleet.services.HOST_NAME without its anchors: the names agents may register under.
-HOST = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,63})"
+# The names agents may register under, without the anchors of the whole-name check.
+HOST = rf"(?P<name>{HOST_NAME.pattern.removeprefix('^').removesuffix('$')})"
 
 urlpatterns = [
     re_path(api("admin/hosts"), admin_views.AdminHostListView.as_view(), name="admin-host-list"),
