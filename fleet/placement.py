@@ -24,17 +24,20 @@ A request that is not placed gets a reason written for its owner; ``fits_nowhere
 could ever run this" (ask for less, or add a host) from "waiting", and ``quota`` tells waiting
 for the user's or team's own jobs to end from waiting for capacity.
 
-Speed matters: a pass covers the whole queue while it holds the placement lock. Hosts are
-indexed by how many GPUs of a model they have free, shapes that found no room are remembered
-for the rest of the pass, and the reasons that depend only on a shape are worked out once.
+Speed matters: a pass holds the placement lock. The queue comes in groups of jobs alike in all
+that placement reads (``Group``), and a group stops at its first job that waits, as the rest
+would wait for the same reason; so a pass costs about what it places, however long the queue.
+Hosts are indexed by how many GPUs of a model they have free, shapes that found no room are
+remembered for the rest of the pass, and the reasons that depend only on a shape are worked
+out once.
 """
 
 import heapq
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, Protocol
 
 # Fractions of a CPU add up in floating point; a sum 1e-9 short of a request still fits it.
 EPSILON = 1e-6
@@ -145,14 +148,93 @@ class Unplaced:
 @dataclass(frozen=True)
 class PlacementResult:
     placed: list[Placement]
-    unplaced: list[Unplaced]  # in the order the pass considered them: the queue users see
+    unplaced: list[Unplaced]  # in the queue's order (see ``GroupsResult.order_key``)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Queued jobs alike in all that placement reads: what each asks for and whom it counts
+    against. The pass takes a group's jobs oldest first and stops at the first that waits,
+    since the rest would wait for the same reason: a pass costs what it places, not the queue.
+
+    ``request`` is what each of them asks for (its ``job_id`` is not read); ``ages`` say how
+    old each job is, rising, in values comparable across the groups (a user's groups take turns
+    by them); ``key`` is what the caller knows the group by.
+    """
+
+    key: Hashable
+    request: Request
+    job_ids: Sequence[int]
+    ages: Sequence[Any]
+
+
+@dataclass(frozen=True)
+class GroupWaiting:
+    """The jobs of a group the pass left waiting, oldest first, and why."""
+
+    key: Hashable
+    job_ids: Sequence[int]
+    reason: str
+    fits_nowhere: bool
+    quota: bool = False
+
+
+Standing = tuple[float, float]  # a user's GPUs and jobs per unit of share: the least go first
+
+
+@dataclass(frozen=True)
+class GroupsResult:
+    placed: list[Placement]
+    waiting: list[GroupWaiting]
+    standing: dict[int, Standing]  # each user's after the pass, for the queue's order
+
+    def order_key(self, request: Request, age: Any) -> tuple[int, Standing, Any]:
+        """Where a waiting job stands in the queue: the order the next pass takes them in if
+        nothing changes meanwhile (priority, then the user holding least, then age)."""
+        return (-request.priority, self.standing.get(request.owner, (0.0, 0.0)), age)
 
 
 def place(
     hosts: Sequence[HostCapacity], requests: Sequence[Request], policy: Policy = Policy()
 ) -> PlacementResult:
     """Place what fits of ``requests`` (oldest first) on ``hosts``, fairly and within quotas."""
-    return _Pass(hosts, policy).run(requests)
+    groups = _grouped(requests)
+    result = place_groups(hosts, groups, policy)
+    by_key = {group.key: group for group in groups}
+    unplaced: list[tuple[tuple[int, Standing, Any], Unplaced]] = []
+    for waiting in result.waiting:
+        group = by_key[waiting.key]
+        start = len(group.job_ids) - len(waiting.job_ids)
+        for age, job_id in zip(group.ages[start:], waiting.job_ids, strict=True):
+            item = Unplaced(job_id, waiting.reason, waiting.fits_nowhere, waiting.quota)
+            unplaced.append((result.order_key(group.request, age), item))
+    unplaced.sort(key=lambda entry: entry[0])
+    return PlacementResult(result.placed, [item for _, item in unplaced])
+
+
+def place_groups(
+    hosts: Sequence[HostCapacity], groups: Sequence[Group], policy: Policy = Policy()
+) -> GroupsResult:
+    """``place`` for jobs given in groups: what the scheduler reads the queue as."""
+    return _Pass(hosts, policy).run(groups)
+
+
+def _grouped(requests: Sequence[Request]) -> list[Group]:
+    members: dict[Hashable, list[int]] = defaultdict(list)
+    for age, request in enumerate(requests):
+        members[_group_key(request)].append(age)
+    return [
+        Group(key, requests[ages[0]], [requests[age].job_id for age in ages], ages)
+        for key, ages in members.items()
+    ]
+
+
+def _group_key(request: Request) -> Hashable:
+    labels = tuple(sorted(request.labels.items()))
+    return (
+        *_Shape.of(request), labels, request.gpu_model, request.replicas, request.owner,
+        request.team, request.priority, request.machine,
+    )  # fmt: skip
 
 
 class _Pass:
@@ -164,34 +246,42 @@ class _Pass:
         self.verdicts = _Verdicts(hosts)
         self.failures = _Failures()
         self.placed: list[Placement] = []
-        self.unplaced: list[Unplaced] = []
-        self.over_quota: list[tuple[int, Request]] = []  # (position in unplaced, request)
+        self.waiting: list[GroupWaiting] = []
+        self.over_quota: list[tuple[int, Group]] = []  # (position in waiting, group)
 
-    def run(self, requests: Sequence[Request]) -> PlacementResult:
-        for request in _fair_order(requests, self.ledger):
-            self._consider(request)
+    def run(self, groups: Sequence[Group]) -> GroupsResult:
+        turns = _Turns(groups, self.ledger)
+        for group, first in turns:
+            turns.answer(self._consider(group, first))
         # Written last, so that the numbers are what the user's jobs hold after the pass.
-        for position, request in self.over_quota:
-            self.unplaced[position] = self.ledger.unplaced(request)
-        return PlacementResult(self.placed, self.unplaced)
+        for position, group in self.over_quota:
+            reason = self.ledger.quota_reason(group.request)
+            self.waiting[position] = replace(self.waiting[position], reason=reason)
+        owners = {group.request.owner for group in groups}
+        standing = {owner: self.ledger.per_share(owner) for owner in owners}
+        return GroupsResult(self.placed, self.waiting, standing)
 
-    def _consider(self, request: Request) -> None:
+    def _consider(self, group: Group, first: int) -> bool:
+        """Place the group's job at ``first``; if it waits, so do the rest of the group."""
+        request = group.request
         shape = _Shape.of(request)
+        rest = group.job_ids[first:]
         # Before the quotas: a job no host could ever run is told so, as waiting will not help.
         verdict = self.verdicts.of(shape, request)
         if verdict is not None:
-            self.unplaced.append(Unplaced(request.job_id, verdict.reason, verdict.fits_nowhere))
-            return
+            self.waiting.append(GroupWaiting(group.key, rest, verdict.reason, verdict.fits_nowhere))
+            return False
         if self.ledger.over_quota(request):
-            self.over_quota.append((len(self.unplaced), request))
-            self.unplaced.append(Unplaced(request.job_id, "", fits_nowhere=False, quota=True))
-            return
+            self.over_quota.append((len(self.waiting), group))
+            self.waiting.append(GroupWaiting(group.key, rest, "", fits_nowhere=False, quota=True))
+            return False
         replicas = self._search(shape, request.replicas)
         if replicas is None:
-            self.unplaced.append(Unplaced(request.job_id, _no_room(request), fits_nowhere=False))
-            return
+            self.waiting.append(GroupWaiting(group.key, rest, _no_room(request), False))
+            return False
         self.ledger.add(request)
-        self.placed.append(Placement(request.job_id, replicas))
+        self.placed.append(Placement(group.job_ids[first], replicas))
+        return True
 
     def _search(self, shape: "_Shape", replicas: int) -> tuple[ReplicaPlacement, ...] | None:
         if self.failures.known(shape, replicas):
@@ -205,31 +295,58 @@ class _Pass:
 # --- order ------------------------------------------------------------------------------------
 
 
-def _fair_order(requests: Sequence[Request], ledger: "_Ledger") -> Iterator[Request]:
-    """``requests`` in the order the pass considers them (see the module's docstring).
+class _Turns:
+    """The groups' jobs in the order the pass considers them (see the module's docstring).
 
-    A user's next head goes on the heap only after the caller has handled the one before, so
-    its key counts what that one took; the other users' keys stay true, as their use is unchanged.
+    Each user offers the head of their queue: of their groups' next jobs, the highest priority,
+    then the oldest. Iterating gives (group, index of the job in it); the caller ``answer``s
+    whether that job was placed before taking the next. A placed job's group offers its next
+    job; a group whose job waits is done, and its user's holdings are unchanged, so the other
+    users' keys on the heap stay true.
     """
-    queues: dict[int, list[int]] = defaultdict(list)
-    for age, request in enumerate(requests):
-        queues[request.owner].append(age)
-    for queue in queues.values():
-        # pop() from the end gives the highest priority, and the oldest among equals.
-        queue.sort(key=lambda age: (requests[age].priority, -age))
 
-    def head(owner: int) -> tuple[int, float, float, int, int]:
-        age = queues[owner].pop()
-        gpus, jobs = ledger.per_share(owner)
-        return (-requests[age].priority, gpus, jobs, age, owner)
+    def __init__(self, groups: Sequence[Group], ledger: "_Ledger") -> None:
+        self._groups = groups
+        self._ledger = ledger
+        self._next = [0] * len(groups)
+        self._queues: dict[int, list[tuple[int, Any, int]]] = defaultdict(list)
+        for number, group in enumerate(groups):
+            if group.job_ids:
+                self._queues[group.request.owner].append(self._entry(number))
+        for queue in self._queues.values():
+            heapq.heapify(queue)
+        self._users = [self._user_key(owner) for owner in self._queues]
+        heapq.heapify(self._users)
+        self._offered: tuple[int, int] | None = None  # (owner, group number)
 
-    heap = [head(owner) for owner in queues]
-    heapq.heapify(heap)
-    while heap:
-        *_, age, owner = heapq.heappop(heap)
-        yield requests[age]
-        if queues[owner]:
-            heapq.heappush(heap, head(owner))
+    def _entry(self, number: int) -> tuple[int, Any, int]:
+        group = self._groups[number]
+        return (-group.request.priority, group.ages[self._next[number]], number)
+
+    def _user_key(self, owner: int) -> tuple[int, float, float, Any, int]:
+        priority, age, _ = self._queues[owner][0]
+        gpus, jobs = self._ledger.per_share(owner)
+        return (priority, gpus, jobs, age, owner)
+
+    def __iter__(self) -> Iterator[tuple[Group, int]]:
+        while self._users:
+            owner = heapq.heappop(self._users)[-1]
+            number = self._queues[owner][0][-1]
+            self._offered = (owner, number)
+            yield self._groups[number], self._next[number]
+
+    def answer(self, placed: bool) -> None:
+        assert self._offered is not None, "answer() comes after a job is offered"
+        owner, number = self._offered
+        self._offered = None
+        queue = self._queues[owner]
+        self._next[number] += 1
+        if placed and self._next[number] < len(self._groups[number].job_ids):
+            heapq.heapreplace(queue, self._entry(number))
+        else:
+            heapq.heappop(queue)
+        if queue:
+            heapq.heappush(self._users, self._user_key(owner))
 
 
 # --- quotas and fair share --------------------------------------------------------------------
@@ -268,11 +385,11 @@ class _Ledger:
     def over_quota(self, request: Request) -> bool:
         return self._quota_reason(request) is not None
 
-    def unplaced(self, request: Request) -> Unplaced:
+    def quota_reason(self, request: Request) -> str:
         reason = self._quota_reason(request)
         # Use only grows during a pass, so a job over quota when considered still is.
-        assert reason is not None, f"job {request.job_id} was within its quotas"
-        return Unplaced(request.job_id, reason, fits_nowhere=False, quota=True)
+        assert reason is not None, "a job over its quota when considered is over it after"
+        return reason
 
     def _quota_reason(self, request: Request) -> str | None:
         limits = self._policy.user_limits.get(request.owner)

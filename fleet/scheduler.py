@@ -5,47 +5,62 @@ taken returns at once (``ran`` False) rather than waiting, since the running loo
 work. Two loops at once would each read the same free GPUs and hand them out twice.
 
 What to place where is decided by ``fleet.placement``, a pure function; this module reads what
-it needs (the queue, the hosts and what they hold, quotas and shares) and writes what it
-decided in bulk: the jobs moved to ``scheduled`` in a few statements
+it needs (the queue in groups of alike jobs, the hosts and what they hold, quotas and shares)
+and writes what it decided in bulk: the jobs moved to ``scheduled`` in a few statements
 (``job_transition_many``), their allocations only for those moved (a job stopped meanwhile
-gets none), the waiting jobs' reasons where they changed, and the queue's order. The
-``jobs.run`` messages leave after the loop's transaction commits, so an agent never receives a
-job whose allocation it cannot read.
+gets none), and why each group waits with each user's standing (``fleet.queue``: one row, not
+one per job). The hosts are told what to start after the loop's transaction commits
+(``fleet.delivery``), so an agent never receives a job whose allocation it cannot read.
 """
 
 import fcntl
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+)  # fmt: skip
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from config.celery_app import app
-from fleet.models import Allocation, Host, HostState, Quota
+from core.db import JsonArrayLength, JsonArrays
+from fleet.delivery import deliver_on_commit
+from fleet.models import Allocation, Host, HostState, Quota, host_queue
 from fleet.placement import (
     Gpu,
+    Group,
+    GroupsResult,
     HostCapacity,
     Limits,
     Placement,
     Policy,
     Request,
-    Unplaced,
     Usage,
-    place,
+    place_groups,
 )
-from fleet.queue import queue_publish
-from jobs.models import Job, JobStatus
-from jobs.status import BATCH, job_transition_many, jobs_note_waiting
+from fleet.queue import GROUP_FIELDS, GroupKey, QueueState, Waiting, queue_publish
+from jobs.models import Job, JobStatus, MachineType
+from jobs.status import BATCH, job_transition_many
 
-RUN_TASK = "jobs.run"
 QUEUED = frozenset({JobStatus.QUEUED})
+QUEUE_CHUNK = 10_000  # rows per fetch when reading the queue
 
 # PostgreSQL's two-key advisory locks: this app's namespace, and the placement loop in it.
 LOCK_CLASS = 0x66_6C_65_65  # "flee(t)"
@@ -103,48 +118,104 @@ def schedule(*, now: datetime | None = None) -> ScheduleSummary:
     with placement_lock() as held:
         if not held:
             return {"ran": False, "placed": 0, "waiting": 0}
-        queue = queued_jobs()
-        if not queue:
-            # The last order stays published: it holds no queued job, so nobody reads it.
+        groups = queued_groups()
+        if not groups:
+            # The last state stays published: it describes no queued job, so nobody reads it.
             return {"ran": True, "placed": 0, "waiting": 0}
-        fleet = _Fleet.read(now)
-        result = place(fleet.capacities, [job.request for job in queue], policy_read())
-        placed = _allocate(result.placed, {job.request.job_id: job for job in queue}, fleet, now)
-        _note_waiting(result.unplaced, {job.request.job_id: job.reason for job in queue})
-    return {"ran": True, "placed": placed, "waiting": len(result.unplaced)}
+        holdings = _Held.read()
+        fleet = _Fleet.read(now, holdings)
+        result = place_groups(fleet.capacities, groups, policy_read(holdings))
+        placed = _allocate(result, groups, fleet, now)
+        _publish(result)
+    return {"ran": True, "placed": placed, "waiting": sum(len(w.job_ids) for w in result.waiting)}
+
+
+def queued_groups() -> list[Group]:
+    """The queue in groups of jobs alike in all that placement reads (``fleet.queue``), each
+    group's jobs oldest first. A job's age is its submission time as the database driver gives
+    it: comparable across groups, and not worth converting for tens of thousands of jobs."""
+    queued = (
+        Job.objects.queued()
+        .order_by(*GROUP_FIELDS, "created_at", "id")  # a group's rows together, oldest first
+        .values_list(*GROUP_FIELDS, "id", "created_at")
+    )
+    width = len(GROUP_FIELDS)
+    keyed = groupby(_rows(queued), key=itemgetter(*range(width)))
+    members = {key: list(zip(*rows, strict=True))[width:] for key, rows in keyed}
+    machines = MachineType.objects.in_bulk({key[2] for key in members})
+    return [
+        Group(key, _request(key, machines[key[2]]), ids, ages)
+        for key, (ids, ages) in members.items()
+    ]
+
+
+def _rows(query: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
+    """A ``values_list`` query's rows as the database driver gives them: Django's conversion
+    of each value costs more than the query itself for tens of thousands of rows. JSON comes
+    back as text on both databases, and times as text on SQLite: query neither raw."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _request(key: GroupKey, machine: MachineType) -> Request:
+    owner, team, _, replicas, priority = key
+    return Request(
+        0, machine.cpus, machine.memory_mb, machine.gpus, machine.gpu_model, replicas=replicas,
+        owner=owner or 0, team=team, priority=priority, machine=machine.name,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
-class QueuedJob:
-    request: Request
-    reason: str  # what it says now about why it waits
+class _Held:
+    """What the active allocations hold: on each host, and by each user and team."""
+
+    on_host: dict[int, tuple[float, int, frozenset[int]]]  # host id: CPUs, memory, GPU indices
+    by_user: dict[int, Usage]
+    by_team: dict[int, Usage]
+
+    @classmethod
+    def read(cls) -> "_Held":
+        # Summed by the database: a pass reads a row per host and per user and team, not one
+        # per allocation.
+        active = Allocation.objects.active()
+        on_host = (
+            active.values("host_id")
+            .annotate(cpus_held=Sum("cpus"), memory_held=Sum("memory_mb"))
+            .annotate(gpus_held=JsonArrays("gpu_indices"))
+            .values_list("host_id", "cpus_held", "memory_held", "gpus_held")
+        )
+        holders = (
+            active.values("job__created_by_id", "job__project__owner_team_id")
+            .annotate(gpus_held=Sum(JsonArrayLength("gpu_indices")))
+            .annotate(jobs_held=Count("job_id", distinct=True))
+            .values_list(
+                "job__created_by_id", "job__project__owner_team_id", "gpus_held", "jobs_held"
+            )
+        )
+        by_user: dict[int, Usage] = defaultdict(Usage)
+        by_team: dict[int, Usage] = defaultdict(Usage)
+        for user, team, gpus, jobs in _rows(holders):
+            by_user[user or 0] = _plus(by_user[user or 0], gpus, jobs)
+            if team is not None:
+                by_team[team] = _plus(by_team[team], gpus, jobs)
+        rows = _rows(on_host)
+        return cls(
+            on_host={
+                host: (cpus, memory_mb, frozenset(i for held in json.loads(gpus) for i in held))
+                for host, cpus, memory_mb, gpus in rows
+            },
+            by_user=dict(by_user),
+            by_team=dict(by_team),
+        )
 
 
-QUEUED_FIELDS = (
-    "id", "machine_type__name", "machine_type__cpus", "machine_type__memory_mb",
-    "machine_type__gpus", "machine_type__gpu_model", "replicas", "priority", "created_by_id",
-    "project__owner_team_id", "status_reason",
-)  # fmt: skip
+def _plus(usage: Usage, gpus: int, jobs: int) -> Usage:
+    return Usage(gpus=usage.gpus + gpus, jobs=usage.jobs + jobs)
 
 
-def queued_jobs() -> list[QueuedJob]:
-    """Every queued job's needs, oldest first (the age order the placement takes)."""
-    rows = Job.objects.queued().order_by("created_at", "id").values_list(*QUEUED_FIELDS)
-    return [_queued(*row) for row in rows]
-
-
-def _queued(
-    job_id: int, machine: str, cpus: float, memory_mb: int, gpus: int, gpu_model: str,
-    replicas: int, priority: int, owner: int | None, team: int | None, reason: str,
-) -> QueuedJob:  # fmt: skip
-    request = Request(
-        job_id, cpus, memory_mb, gpus, gpu_model, replicas=replicas, owner=owner or 0, team=team,
-        priority=priority, machine=machine,
-    )  # fmt: skip
-    return QueuedJob(request, reason)
-
-
-def policy_read() -> Policy:
+def policy_read(held: _Held) -> Policy:
     """The quotas and shares admins set, and what each user and team holds now."""
     user_limits: dict[int, Limits] = {}
     team_limits: dict[int, Limits] = {}
@@ -156,115 +227,141 @@ def policy_read() -> Policy:
             shares[quota.user_id] = quota.share
         elif quota.team_id is not None:
             team_limits[quota.team_id] = limits
-    user_usage, team_usage = _usage()
     return Policy(
         user_limits=user_limits, team_limits=team_limits, shares=shares,
-        user_usage=user_usage, team_usage=team_usage,
+        user_usage=held.by_user, team_usage=held.by_team,
     )  # fmt: skip
 
 
-def _usage() -> tuple[dict[int, Usage], dict[int, Usage]]:
-    """GPUs and jobs held now, by the user who submitted them and the team owning the project."""
-    held = Allocation.objects.active().values_list(
-        "job_id", "job__created_by_id", "job__project__owner_team_id", "gpu_indices"
-    )
-    gpus: dict[tuple[str, int], int] = defaultdict(int)
-    jobs: dict[tuple[str, int], set[int]] = defaultdict(set)
-    for job_id, user, team, gpu_indices in held:
-        for key in (("user", user or 0), ("team", team)):
-            if key[1] is None:
-                continue
-            gpus[key] += len(gpu_indices)
-            jobs[key].add(job_id)
-    usage = {key: Usage(gpus=gpus[key], jobs=len(jobs[key])) for key in jobs}
-    users = {who: used for (kind, who), used in usage.items() if kind == "user"}
-    teams = {who: used for (kind, who), used in usage.items() if kind == "team"}
-    return users, teams
+# A fleet has thousands of GPUs of a few models: each pass shares one Gpu per index and model,
+# as making thousands of frozen dataclasses costs more than the rest of reading the hosts.
+_gpu = cache(Gpu)
+
+
+@dataclass(frozen=True)
+class _Host:
+    id: int
+    queue: str
 
 
 @dataclass
 class _Fleet:
-    hosts: dict[str, Host] = field(default_factory=dict)
+    hosts: dict[str, _Host] = field(default_factory=dict)
     capacities: list[HostCapacity] = field(default_factory=list)
 
     @classmethod
-    def read(cls, now: datetime) -> "_Fleet":
+    def read(cls, now: datetime, held: _Held) -> "_Fleet":
         """Every host, what its active allocations hold, and whether it takes work now."""
         fresh_after = now - timedelta(seconds=settings.FERRY_HOST_HEARTBEAT_TIMEOUT_S)
-        used = _used_by_host()
+        accepting = ExpressionWrapper(
+            Q(state=HostState.ONLINE, heartbeat_at__gte=fresh_after), output_field=BooleanField()
+        )
+        hosts = (
+            Host.objects.order_by("name")
+            .annotate(accepting=accepting)
+            .values_list(
+                "id", "name", "cpus", "memory_mb", Cast("gpus", TextField()),
+                Cast("labels", TextField()), "accepting",
+            )
+        )  # fmt: skip
         fleet = cls()
-        for host in Host.objects.order_by("name"):
-            fleet.hosts[host.name] = host
-            cpus, memory_mb, gpus = used.get(host.id, (0.0, 0, frozenset()))
-            accepting = host.state == HostState.ONLINE and host.heartbeat_at >= fresh_after
+        for host_id, name, cpus, memory_mb, gpus, labels, takes_work in _rows(hosts):
+            fleet.hosts[name] = _Host(host_id, host_queue(name))
+            used_cpus, used_memory_mb, used_gpus = held.on_host.get(host_id, (0.0, 0, frozenset()))
             fleet.capacities.append(
                 HostCapacity(
-                    name=host.name,
-                    cpus=host.cpus,
-                    memory_mb=host.memory_mb,
-                    gpus=tuple(Gpu(gpu["index"], gpu["model"]) for gpu in host.gpus),
-                    used_cpus=cpus,
-                    used_memory_mb=memory_mb,
-                    used_gpus=gpus,
-                    accepting=accepting,
-                    labels=host.labels,
+                    name=name,
+                    cpus=cpus,
+                    memory_mb=memory_mb,
+                    gpus=tuple(_gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus)),
+                    used_cpus=used_cpus,
+                    used_memory_mb=used_memory_mb,
+                    used_gpus=used_gpus,
+                    accepting=bool(takes_work),  # SQLite's is 0 or 1
+                    labels=json.loads(labels),
                 )
             )
         return fleet
 
 
-def _used_by_host() -> dict[int, tuple[float, int, frozenset[int]]]:
-    cpus: dict[int, float] = defaultdict(float)
-    memory: dict[int, int] = defaultdict(int)
-    gpus: dict[int, set[int]] = defaultdict(set)
-    active = Allocation.objects.active().values_list("host_id", "cpus", "memory_mb", "gpu_indices")
-    for host_id, alloc_cpus, alloc_memory, gpu_indices in active:
-        cpus[host_id] += alloc_cpus
-        memory[host_id] += alloc_memory
-        gpus[host_id].update(gpu_indices)
-    return {host_id: (cpus[host_id], memory[host_id], frozenset(gpus[host_id])) for host_id in cpus}
-
-
-def _allocate(
-    placements: list[Placement], queue: dict[int, QueuedJob], fleet: _Fleet, now: datetime
-) -> int:
+def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet, now: datetime) -> int:
     """Move the placed jobs to ``scheduled`` and write their allocations, in the loop's
-    transaction: a job stopped meanwhile refuses the move and gets no allocation. The
-    ``jobs.run`` messages leave once it commits."""
-    reasons = {placement.job_id: _placed_on(placement) for placement in placements}
+    transaction: a job stopped meanwhile refuses the move and gets no allocation. Their hosts
+    are told once it commits (``fleet.delivery``)."""
+    reasons = {placement.job_id: _placed_on(placement) for placement in result.placed}
     moved = set(job_transition_many(reasons, JobStatus.SCHEDULED, only_from=QUEUED))
-    # A job queued again after its host went away still has the released rows of its last try.
-    Allocation.objects.filter(job_id__in=moved).delete()
-    rows = [
+    placements = [placement for placement in result.placed if placement.job_id in moved]
+    requests = _requests_placed(result, groups)
+    _allocations_write(moved, _allocations(placements, requests, fleet, now))
+    starts: dict[str, list[int]] = defaultdict(list)
+    for placement in placements:
+        starts[fleet.hosts[placement.replicas[0].host].queue].append(placement.job_id)
+    deliver_on_commit(starts)
+    return len(moved)
+
+
+def _requests_placed(result: GroupsResult, groups: list[Group]) -> dict[int, Request]:
+    """What each placed job asked for: a group's placed jobs are the ones before its waiting."""
+    left = {waiting.key: len(waiting.job_ids) for waiting in result.waiting}
+    return {
+        job_id: group.request
+        for group in groups
+        for job_id in group.job_ids[: len(group.job_ids) - left.get(group.key, 0)]
+    }
+
+
+def _allocations(
+    placements: list[Placement], requests: dict[int, Request], fleet: _Fleet, now: datetime
+) -> list[Allocation]:
+    return [
         Allocation(
             job_id=placement.job_id,
             replica=replica,
-            host=fleet.hosts[slot.host],
-            cpus=queue[placement.job_id].request.cpus,
-            memory_mb=queue[placement.job_id].request.memory_mb,
+            host_id=fleet.hosts[slot.host].id,
+            cpus=requests[placement.job_id].cpus,
+            memory_mb=requests[placement.job_id].memory_mb,
             gpu_indices=list(slot.gpu_indices),
             created_at=now,
         )
         for placement in placements
-        if placement.job_id in moved
         for replica, slot in enumerate(placement.replicas)
     ]
-    Allocation.objects.bulk_create(rows, batch_size=BATCH)
-    for placement in placements:
-        if placement.job_id in moved:
-            # robust: a broker that fails one send must not keep the other jobs' messages
-            # from leaving; the reaper loses a job whose agent never started it.
-            queue_name = fleet.hosts[placement.replicas[0].host].queue
-            transaction.on_commit(partial(_send_run, placement.job_id, queue_name), robust=True)
-    return len(moved)
 
 
-def _note_waiting(unplaced: list[Unplaced], said: dict[int, str]) -> None:
-    """Tell each waiting job why, where that changed, and publish where each stands."""
-    jobs_note_waiting(
-        {item.job_id: item.reason for item in unplaced if said.get(item.job_id) != item.reason}
-    )
-    queue_publish([item.job_id for item in unplaced if not item.fits_nowhere])
+def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
+    # A job queued again after its host went away still has the released rows of its last try.
+    Allocation.objects.filter(job_id__in=jobs).delete()
+    if connection.vendor != "postgresql":
+        Allocation.objects.bulk_create(rows, batch_size=BATCH)
+        return
+    # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
+    columns = ("job_id", "replica", "host_id", "cpus", "memory_mb", "gpu_indices", "created_at")
+    arrays: list[list[Any]] = [
+        [row.job_id for row in rows],
+        [row.replica for row in rows],
+        [row.host_id for row in rows],
+        [row.cpus for row in rows],
+        [row.memory_mb for row in rows],
+        [json.dumps(row.gpu_indices) for row in rows],
+        [row.created_at for row in rows],
+    ]
+    types = ("bigint", "int", "bigint", "float8", "int", "jsonb", "timestamptz")
+    given = ", ".join(f"%s::{kind}[]" for kind in types)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Allocation._meta.db_table} ({', '.join(columns)})"
+            f" SELECT * FROM unnest({given})",
+            arrays,
+        )
+
+
+def _publish(result: GroupsResult) -> None:
+    """Say why each group waits, and each user's standing: the queue's reasons and order."""
+    groups = {
+        cast(GroupKey, waiting.key): Waiting(waiting.reason, waiting.fits_nowhere)
+        for waiting in result.waiting
+    }
+    queue_publish(QueueState(groups, result.standing))
 
 
 def _placed_on(placement: Placement) -> str:
@@ -273,9 +370,3 @@ def _placed_on(placement: Placement) -> str:
         gpus = ", ".join(str(index) for index in slot.gpu_indices)
         where.append(slot.host + (f" (GPUs {gpus})" if gpus else ""))
     return "placed on " + "; ".join(where)
-
-
-def _send_run(job_id: int, queue: str) -> None:
-    # One message, to the first replica's host: running the other replicas of a distributed
-    # job is the agent's to learn; until then the API takes one replica per job.
-    app.send_task(RUN_TASK, args=[job_id], queue=queue)

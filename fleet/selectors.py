@@ -12,7 +12,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, Query
 from accounts.models import User
 from accounts.policy import authorize_site_admin
 from fleet.models import Allocation, Host, Quota
-from fleet.queue import QueuePlaces
+from fleet.queue import QueuePlaces, QueueState
 from fleet.services import DEFAULT_SHARE, QuotaKind, quota_subject
 from jobs.models import Job
 
@@ -81,8 +81,9 @@ def free_on(host: Host) -> FreeRow:
 
 @dataclass(frozen=True)
 class QueueEntry:
-    position: int | None  # None: not in the scheduler's last order
+    position: int | None  # None: no host could ever run it
     job: Job
+    reason: str  # why it waits, as the scheduler's last pass said of its group
 
 
 class QueueListing(Sequence[QueueEntry]):
@@ -92,8 +93,9 @@ class QueueListing(Sequence[QueueEntry]):
     page), so a long queue costs one small query plus a page of rows.
     """
 
-    def __init__(self, order: list[tuple[int | None, int]]) -> None:
+    def __init__(self, order: list[tuple[int | None, int]], state: QueueState) -> None:
         self._order = order
+        self._state = state
 
     def __len__(self) -> int:
         return len(self._order)
@@ -114,21 +116,26 @@ class QueueListing(Sequence[QueueEntry]):
             "project__owner_user", "project__owner_team", "created_by", "machine_type"
         ).in_bulk([job_id for _, job_id in taken])
         # A job deleted since the order was read is left out.
-        return [QueueEntry(place, rows[job_id]) for place, job_id in taken if job_id in rows]
+        return [
+            QueueEntry(place, rows[job_id], self._reason(rows[job_id]))
+            for place, job_id in taken
+            if job_id in rows
+        ]
+
+    def _reason(self, job: Job) -> str:
+        waiting = self._state.waiting(job)
+        return job.status_reason if waiting is None else waiting.reason
 
 
 def queue_listing(actor: User) -> QueueListing:
     authorize_site_admin(actor, FLEET_ADMIN)
     places = QueuePlaces.read()
+    ranked = places.positions()
+    # Those without a place (no host could ever run them) after the rest, oldest first.
     queued = Job.objects.queued().order_by("created_at", "id").values_list("id", flat=True)
-    # The snapshot may still name jobs placed or stopped since the pass: only queued ones count.
-    ranked: list[tuple[int | None, int]] = []
-    unranked: list[tuple[int | None, int]] = []
-    for job_id in queued:
-        place = places.position(job_id)
-        (unranked if place is None else ranked).append((place, job_id))
-    ranked.sort(key=lambda entry: entry[0] or 0)
-    return QueueListing([*ranked, *unranked])
+    has_place = set(ranked)
+    unranked = [(None, job_id) for job_id in queued if job_id not in has_place]
+    return QueueListing([*enumerate(ranked, start=1), *unranked], places.state)
 
 
 # --- quotas -------------------------------------------------------------------------------------

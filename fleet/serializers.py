@@ -54,7 +54,8 @@ class HostAdminOutput(HostOutput):
 
 class QueueEntryOutput(serializers.Serializer[QueueEntry]):
     position = serializers.IntegerField(
-        allow_null=True, help_text="From 1, in the scheduler's last order; null if not in it."
+        allow_null=True,
+        help_text="From 1, in the order the next pass takes; null if no host could run it.",
     )
     job = serializers.CharField(source="job.__str__", help_text="owner/project/N")
     created_by = serializers.CharField(source="job.created_by.username", default=None)
@@ -62,7 +63,7 @@ class QueueEntryOutput(serializers.Serializer[QueueEntry]):
     machine = serializers.CharField(source="job.machine_type.name")
     replicas = serializers.IntegerField(source="job.replicas")
     attempt = serializers.IntegerField(source="job.attempt")
-    status_reason = serializers.CharField(source="job.status_reason", help_text="Why it waits.")
+    status_reason = serializers.CharField(source="reason", help_text="Why it waits.")
     created_at = serializers.DateTimeField(source="job.created_at")
 
 

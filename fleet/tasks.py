@@ -2,6 +2,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from fleet.delivery import DISPATCH_TASK, Starts, send_starts
 from fleet.reaper import ReapSummary, reap
 from fleet.scheduler import ScheduleSummary, schedule
 
@@ -17,6 +18,13 @@ def schedule_task(self: Task[Any, Any]) -> ScheduleSummary:
     if not summary["ran"] and self.request.retries < BUSY_RETRIES:
         raise self.retry(countdown=BUSY_RETRY_S)
     return summary
+
+
+@shared_task(name=DISPATCH_TASK)
+def dispatch_task(starts: Starts) -> int:
+    """A big pass's ``jobs.start`` messages (``fleet.delivery``); returns the hosts told."""
+    send_starts(starts)
+    return len(starts)
 
 
 @shared_task(name="fleet.reap")

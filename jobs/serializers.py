@@ -127,12 +127,12 @@ class JobOutput(serializers.ModelSerializer[Job]):
     @cached_property
     def _queue(self) -> QueuePlaces:
         # Once per response: a list's ListSerializer renders every job with this one child,
-        # and only a page with a queued job on it reads the snapshot at all.
+        # and only a page with a queued job on it reads the queue's state at all.
         return QueuePlaces.read()
 
     def _place(self, job: Job) -> int | None:
         if job.status != JobStatus.QUEUED:
-            return None  # the snapshot may still list a job placed or stopped since
+            return None
         return self._queue.position(job.id)
 
     def get_queue_position(self, job: Job) -> int | None:
@@ -142,11 +142,17 @@ class JobOutput(serializers.ModelSerializer[Job]):
         return None if self._place(job) is None else self._queue.length
 
     def get_status_reason(self, job: Job) -> str:
+        if job.status != JobStatus.QUEUED:
+            return job.status_reason
+        # Why it waits is said of its group by the scheduler's last pass (fleet.queue); a job
+        # submitted since, unlike any it saw, still says what its submission said.
+        waiting = self._queue.state.waiting(job)
+        reason = waiting.reason if waiting is not None else job.status_reason
         position = self._place(job)
         if position is None:
-            return job.status_reason
+            return reason
         place = f"position {position} of {self._queue.length}"
-        return f"{job.status_reason}; {place}" if job.status_reason else place
+        return f"{reason}; {place}" if reason else place
 
     def get_host(self, job: Job) -> dict[str, Any] | None:
         # The first replica's: a job of one replica (most) runs there alone. all(), not a

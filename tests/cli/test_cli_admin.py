@@ -14,12 +14,12 @@ from blobs.storage import get_storage
 from config.celery_app import app
 from fleet.inventory import Inventory
 from fleet.models import Allocation, Host, HostState, Quota
-from fleet.queue import queue_publish
+from fleet.queue import QueueState, Waiting, group_key, queue_publish
 from fleet.services import host_register
 from jobs.models import Job, JobStatus
 from tests.cli.conftest import Ferry
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
-from tests.fleet.factories import JobFactory, gpus
+from tests.fleet.factories import JobFactory, gpus, machine_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,25 +110,34 @@ def test_admin_drain_and_undrain(as_root: Ferry, alice: User) -> None:
 
 def test_admin_queue_lists_the_order_and_the_jobs_outside_it(as_root: Ferry, alice: User) -> None:
     project = ProjectFactory.create(name="mnist", owner_user=alice)
-    first, second, stray = (
+    _lower, second, stray = (
         JobFactory.create(project=project, number=n, created_by=alice, **fields)
         for n, fields in (
-            (1, {"status_reason": "waiting for capacity: all hosts that fit it are busy"}),
-            (2, {"priority": -3, "replicas": 2}),
-            (3, {"status_reason": "no host has 8 GPUs"}),
+            (1, {"priority": -3, "replicas": 2}),
+            (2, {}),
+            (3, {"machine_type": machine_type("gpu8", gpus=8)}),
         )
     )
-    queue_publish([second.id, first.id])
+    queue_publish(
+        QueueState(
+            {
+                group_key(second): Waiting(
+                    "waiting for capacity: all hosts that fit it are busy", fits_nowhere=False
+                ),
+                group_key(stray): Waiting("no host has 8 GPUs", fits_nowhere=True),
+            }
+        )
+    )
 
     result = as_root("admin", "queue")
 
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "POSITION  JOB            USER   PRIORITY  MACHINE  REASON",
-        "1         alice/mnist/2  alice  -3        cpu x2   -",
-        "2         alice/mnist/1  alice  0         cpu      waiting for capacity: all hosts that "
+        "1         alice/mnist/2  alice  0         cpu      waiting for capacity: all hosts that "
         "fit it are busy",
-        "-         alice/mnist/3  alice  0         cpu      no host has 8 GPUs",
+        "2         alice/mnist/1  alice  -3        cpu x2   -",
+        "-         alice/mnist/3  alice  0         gpu8     no host has 8 GPUs",
     ]
     rows = json.loads(as_root("admin", "queue", "--json").out)
     assert [(row["position"], row["job"]) for row in rows] == [
@@ -218,7 +227,6 @@ def test_run_with_priority_and_retries_shows_its_place(logged_in: Ferry, workdir
     assert ran.code == 0, ran
     submitted = json.loads(ran.out)
     assert (submitted["priority"], submitted["max_retries"]) == (-5, 2)
-    queue_publish([submitted["id"]])
     info = json.loads(logged_in("info", "1").out)
     assert (info["queue_position"], info["queue_length"], info["attempt"]) == (1, 1, 1)
     assert "(position 1 of 1)" in logged_in("status").out

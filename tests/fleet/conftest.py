@@ -1,4 +1,5 @@
-"""What fleet tests share: a record of the Celery tasks sent, and fixed heartbeat timeouts."""
+"""What fleet tests share: a record of the Celery tasks sent, fixed heartbeat timeouts, and
+what the scheduler said of a waiting job."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -7,6 +8,8 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from config.celery_app import app
+from fleet.queue import queue_state
+from jobs.models import Job
 
 HOST_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 120
@@ -35,3 +38,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[SentTask]:
 def _timeouts(settings: Settings) -> None:
     settings.FERRY_HOST_HEARTBEAT_TIMEOUT_S = HOST_TIMEOUT_S
     settings.FERRY_JOB_HEARTBEAT_TIMEOUT_S = JOB_TIMEOUT_S
+
+
+def waiting_reason(job: Job) -> str:
+    """Why a queued job waits, as the scheduler's last pass said of its group (fleet.queue)."""
+    job.refresh_from_db()
+    waiting = queue_state().waiting(job)
+    assert waiting is not None, f"the last pass said nothing of {job}"
+    return waiting.reason

@@ -1,6 +1,7 @@
 """Site admins see every host and the queue, drain hosts and set quotas; everyone else is
 refused, and every refused request changes nothing."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Team, User
 from fleet.models import Allocation, Host, HostState, Quota
-from fleet.queue import queue_publish
+from fleet.queue import QueueState, Waiting, group_key, queue_publish
 from jobs.models import Job, JobStatus
 from tests.conftest import client_for
 from tests.factories import ProjectFactory, TeamFactory, UserFactory
@@ -203,54 +204,66 @@ def test_draining_a_host_that_is_not_online_says_its_state(
 # --- the queue ---------------------------------------------------------------------------------
 
 
-def test_the_queue_is_the_published_order_then_the_jobs_outside_it(
+def test_the_queue_is_the_order_the_next_pass_takes_then_the_jobs_no_host_can_run(
     admin_api: APIClient, alice: User
 ) -> None:
     bob = UserFactory.create(username="bob")
-    machine_type("gpu2", gpus=2)
-    first = queued_job(alice, 1, status_reason="waiting for capacity")
-    second = queued_job(bob, 2, priority=-5, machine_type=machine_type("gpu2"), replicas=2)
-    unseen = queued_job(alice, 3)
-    placed = queued_job(bob, 4, status=JobStatus.RUNNING)
-    queue_publish([second.id, placed.id, first.id])
+    first = queued_job(alice, 1)
+    bobs = queued_job(bob, 2)
+    urgent = queued_job(alice, 3, priority=5, status_reason="submitted")
+    never = queued_job(bob, 4, machine_type=machine_type("gpu2", gpus=2), replicas=2)
+    queued_job(bob, 5, status=JobStatus.RUNNING)
+    # Alice holds more than bob: after the urgent job, bob's goes before her older one.
+    queue_publish(
+        QueueState(
+            {
+                group_key(first): Waiting("waiting: no host with cpu free", fits_nowhere=False),
+                group_key(never): Waiting("no host has 2 GPUs; the largest has 0", True),
+            },
+            standing={alice.id: (4.0, 4.0), bob.id: (0.0, 0.0)},
+        )
+    )
 
     response = admin_api.get(f"{ADMIN}/queue")
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["count"] == 3
+    assert body["count"] == 4
     rows = body["results"]
-    # The running job the snapshot still names is left out; positions are the published ones.
-    assert [(row["position"], row["job"]) for row in rows] == [
-        (1, str(second)),
-        (3, str(first)),
-        (None, str(unseen)),
+    assert [(row["position"], row["job"], row["status_reason"]) for row in rows] == [
+        (1, str(urgent), "submitted"),
+        (2, str(bobs), ""),
+        (3, str(first), "waiting: no host with cpu free"),
+        (None, str(never), "no host has 2 GPUs; the largest has 0"),
     ]
-    assert rows[0] == {
-        "position": 1,
-        "job": "bob/p2/2",
+    assert rows[3] == {
+        "position": None,
+        "job": "bob/p4/4",
         "created_by": "bob",
-        "priority": -5,
+        "priority": 0,
         "machine": "gpu2",
         "replicas": 2,
         "attempt": 1,
-        "status_reason": "",
-        "created_at": rows[0]["created_at"],
+        "status_reason": "no host has 2 GPUs; the largest has 0",
+        "created_at": rows[3]["created_at"],
     }
-    assert rows[1]["status_reason"] == "waiting for capacity"
 
 
 def test_the_queue_reads_only_the_rows_of_its_page(admin_api: APIClient, alice: User) -> None:
     jobs = [queued_job(alice, number) for number in range(1, 6)]
-    queue_publish([job.id for job in reversed(jobs)])
 
-    page = admin_api.get(f"{ADMIN}/queue", {"page_size": 2, "page": 2}).json()
+    with CaptureQueriesContext(connection) as captured:
+        page = admin_api.get(f"{ADMIN}/queue", {"page_size": 2, "page": 2}).json()
 
     assert page["count"] == 5
     assert [(row["position"], row["job"]) for row in page["results"]] == [
         (3, str(jobs[2])),
-        (4, str(jobs[1])),
+        (4, str(jobs[3])),
     ]
+    # The order is ids; whole rows (with the command) are read for the page's two jobs only.
+    [rows_read] = [q["sql"] for q in captured if '"jobs_job"."command"' in q["sql"]]
+    [ids] = re.findall(r'"jobs_job"\."id" IN \(([^)]*)\)', rows_read)
+    assert sorted(int(i) for i in ids.split(",")) == sorted([jobs[2].id, jobs[3].id])
 
 
 def test_an_empty_queue_is_an_empty_list(admin_api: APIClient) -> None:
@@ -420,7 +433,7 @@ def fleet(alice: User, team: Team) -> None:
     HostFactory.create(name="gpu-1", state=HostState.DRAINING)
     Quota.objects.create(user=alice, max_gpus=1)
     Quota.objects.create(team=team, max_gpus=1)
-    queue_publish([queued_job(alice, 1).id])
+    queued_job(alice, 1)
 
 
 @pytest.mark.usefixtures("fleet")

@@ -21,6 +21,7 @@ from jobs.logs import log_read
 from jobs.models import FINISHED, Job, JobStatus, MachineType
 from tests.conftest import client_for
 from tests.factories import ProjectFactory, UserFactory
+from tests.fleet.conftest import waiting_reason
 from tests.support.agent_process import AgentProcess
 
 pytestmark = [
@@ -159,7 +160,7 @@ def test_a_users_gpu_quota_holds_while_the_other_uses_the_rest(fleet: list[Agent
 
     assert (held_by(alice), held_by(bob)) == (2, 4)
     waiting = Job.objects.filter(created_by=alice, status=JobStatus.QUEUED)
-    assert {job.status_reason for job in waiting} == {"waiting: quota 2/2 GPUs"}
+    assert {waiting_reason(job) for job in waiting} == {"waiting: quota 2/2 GPUs"}
     run_everything(fleet)
     assert most_at_once(intervals(list(Allocation.objects.filter(job__created_by=alice)))) == 2
     assert_no_gpu_given_twice()

@@ -14,11 +14,11 @@ from pytest_django.fixtures import Settings
 
 from fleet import scheduler
 from fleet.models import Allocation, Host, HostState
-from fleet.placement import HostCapacity, PlacementResult, Policy, Request, place
+from fleet.placement import Group, GroupsResult, HostCapacity, Policy, place_groups
 from fleet.scheduler import ScheduleSummary, placement_lock, schedule
 from jobs.models import Job, JobStatus
 from jobs.status import job_transition
-from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask
+from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask, waiting_reason
 from tests.fleet.factories import HostFactory, JobFactory, gpus, machine_type
 from tests.support.concurrency import at_once
 
@@ -47,7 +47,7 @@ def test_a_queued_job_is_allocated_scheduled_and_sent_to_its_host(
     assert (allocation.cpus, allocation.memory_mb) == (4, 16384)
     assert status_of(job) == JobStatus.SCHEDULED
     assert job.status_reason == "placed on gpu1 (GPUs 0)"
-    assert sent == [SentTask("jobs.run", [job.id], "host.gpu1")]
+    assert sent == [SentTask("jobs.start", [[job.id]], "host.gpu1")]
 
 
 def test_nothing_is_sent_before_the_loop_commits(
@@ -62,7 +62,7 @@ def test_nothing_is_sent_before_the_loop_commits(
     assert sent == []
     for callback in callbacks:  # the commit
         callback()
-    assert [task.name for task in sent] == ["jobs.run"]
+    assert [task.name for task in sent] == ["jobs.start"]
 
 
 def test_gpus_held_by_running_jobs_are_not_given_again(
@@ -80,8 +80,8 @@ def test_gpus_held_by_running_jobs_are_not_given_again(
     assert summary["placed"] == 1
     assert Allocation.objects.get(job=first).gpu_indices == [1]
     assert status_of(second) == JobStatus.QUEUED
-    assert second.status_reason == "waiting: no host with gpu free"
-    assert [task.args for task in sent] == [[first.id]]
+    assert waiting_reason(second) == "waiting: no host with gpu free"
+    assert [task.args for task in sent] == [[[first.id]]]
 
 
 def test_the_oldest_job_goes_first() -> None:
@@ -125,7 +125,7 @@ def test_a_requeued_job_gets_its_allocation_row_back(
     allocation = Allocation.objects.get(job=job)
     assert (allocation.host, allocation.released_at) == (fresh, None)
     assert allocation.created_at > long_ago
-    assert sent == [SentTask("jobs.run", [job.id], "host.fresh")]
+    assert sent == [SentTask("jobs.start", [[job.id]], "host.fresh")]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_hosts_that_take_no_new_work_get_nothing(
     assert summary == {"ran": True, "placed": 0, "waiting": 1}
     assert not Allocation.objects.exists()
     assert status_of(job) == JobStatus.QUEUED
-    assert job.status_reason == (
+    assert waiting_reason(job) == (
         "waiting for a host: those that could run it (h1) take no new work now"
     )
     assert sent == []
@@ -158,7 +158,7 @@ def test_a_job_no_host_can_ever_run_says_why() -> None:
     schedule()
 
     assert status_of(job) == JobStatus.QUEUED
-    assert job.status_reason == "no host has 2 GPUs; the largest has 1"
+    assert waiting_reason(job) == "no host has 2 GPUs; the largest has 1"
 
 
 def test_the_machine_types_gpu_model_is_honoured() -> None:
@@ -171,19 +171,17 @@ def test_the_machine_types_gpu_model_is_honoured() -> None:
     assert Allocation.objects.get(job=job).host == a100
 
 
-def spy_on_place(
-    monkeypatch: pytest.MonkeyPatch, after: Callable[[PlacementResult], object]
-) -> None:
+def spy_on_place(monkeypatch: pytest.MonkeyPatch, after: Callable[[GroupsResult], object]) -> None:
     """Run ``after`` once placement has decided, before the loop writes anything."""
 
     def placing(
-        hosts: Sequence[HostCapacity], requests: Sequence[Request], policy: Policy
-    ) -> PlacementResult:
-        result = place(hosts, requests, policy)
+        hosts: Sequence[HostCapacity], groups: Sequence[Group], policy: Policy
+    ) -> GroupsResult:
+        result = place_groups(hosts, groups, policy)
         after(result)
         return result
 
-    monkeypatch.setattr(scheduler, "place", placing)
+    monkeypatch.setattr(scheduler, "place_groups", placing)
 
 
 def test_a_job_stopped_while_the_loop_decides_keeps_no_allocation(
@@ -202,7 +200,7 @@ def test_a_job_stopped_while_the_loop_decides_keeps_no_allocation(
     assert not Allocation.objects.filter(job=stopped).exists()
     assert status_of(stopped) == JobStatus.STOPPED
     assert status_of(placed) == JobStatus.SCHEDULED
-    assert sent == [SentTask("jobs.run", [placed.id], placed_queue(placed))]
+    assert sent == [SentTask("jobs.start", [[placed.id]], placed_queue(placed))]
 
 
 def placed_queue(job: Job) -> str:
@@ -276,7 +274,7 @@ def test_two_loops_at_once_never_hand_out_a_gpu_twice(monkeypatch: pytest.Monkey
     later = JobFactory.create(machine_type=gpu)
     deciding = threading.Event()
 
-    def dwell(_: PlacementResult) -> None:
+    def dwell(_: GroupsResult) -> None:
         deciding.set()
         time.sleep(0.5)
 
@@ -317,7 +315,11 @@ def test_many_loops_at_once_place_each_job_once(sent: list[SentTask]) -> None:
     assert sum(s["placed"] for s in summaries) == 2
     active = list(Allocation.objects.active().filter(host=host))
     assert sorted(index for a in active for index in a.gpu_indices) == [0, 1]
-    assert [task.name for task in sent] == ["jobs.run", "jobs.run"]
+    # One message per pass per host: the pass that placed both sends one with the two.
+    assert [task.name for task in sent] == ["jobs.start"]
+    assert sorted(job_id for task in sent for job_id in task.args[0]) == sorted(
+        a.job_id for a in active
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -336,6 +338,6 @@ def test_a_scheduled_job_reaches_its_host_queue_on_the_real_broker(redis_url: st
             message.ack()
         finally:
             queue.close()
-    assert message.headers["task"] == "jobs.run"
+    assert message.headers["task"] == "jobs.start"
     args, _kwargs, _embed = message.decode()
-    assert args == [job.id]
+    assert args == [[job.id]]

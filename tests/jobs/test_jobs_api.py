@@ -14,7 +14,7 @@ from accounts.ownership import Visibility
 from accounts.roles import Role
 from blobs.models import Tree
 from datasets.models import Dataset
-from fleet.queue import queue_publish
+from fleet.queue import QueueState, Waiting, group_key, queue_publish
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.status import job_transition
 from projects.models import Project
@@ -372,46 +372,49 @@ def test_restarting_a_raised_job_asks_a_member_to_lower_it(api: APIClient) -> No
     assert lowered.json()["priority"] == 0
 
 
-def test_a_queued_job_says_where_it_stands_in_the_published_queue(api: APIClient) -> None:
-    for _ in range(3):
-        submit(api, {"command": "true"})
-    first, second, third = Job.objects.order_by("number")
-    Job.objects.filter(id=first.id).update(status_reason="waiting for capacity")
-    assert job_transition(second.id, JobStatus.SCHEDULED)
-    # The snapshot still names the second job, placed since: a placed job has no position.
-    queue_publish([third.id, second.id, first.id])
+def test_a_queued_job_says_why_it_waits_and_where_it_stands(api: APIClient) -> None:
+    for priority in (0, 0, -1):
+        submit(api, {"command": "true", "priority": priority})
+    first, second, _third = Job.objects.order_by("number")
+    assert job_transition(second.id, JobStatus.SCHEDULED, reason="placed on gpu-1")
+    # What the scheduler's last pass said of the first one's group (the third has its own).
+    queue_publish(QueueState({group_key(first): Waiting("waiting: no host with cpu free", False)}))
 
     one = api.get(f"{JOBS}/1").json()
     two = api.get(f"{JOBS}/2").json()
     three = api.get(f"{JOBS}/3").json()
 
-    assert (one["queue_position"], one["queue_length"]) == (3, 3)
-    assert one["status_reason"] == "waiting for capacity; position 3 of 3"
+    assert (one["queue_position"], one["queue_length"]) == (1, 2)
+    assert one["status_reason"] == "waiting: no host with cpu free; position 1 of 2"
     assert (two["queue_position"], two["queue_length"]) == (None, None)
-    assert "position" not in two["status_reason"]
-    assert (three["queue_position"], three["status_reason"]) == (1, "position 1 of 3")
+    assert two["status_reason"] == "placed on gpu-1"
+    # Lower priority: behind the older one. Its group was not seen by the pass: its own reason.
+    assert (three["queue_position"], three["status_reason"]) == (2, "position 2 of 2")
 
 
-def test_a_queued_job_outside_the_published_order_has_no_position(api: APIClient) -> None:
+def test_a_queued_job_no_host_can_run_has_no_position(api: APIClient) -> None:
     submit(api, {"command": "true"})
-    queue_publish([])
+    job = Job.objects.get()
+    queue_publish(QueueState({group_key(job): Waiting("no host is registered", True)}))
 
     body = api.get(f"{JOBS}/1").json()
 
     assert (body["queue_position"], body["queue_length"]) == (None, None)
-    assert body["status_reason"] == ""
+    assert body["status_reason"] == "no host is registered"
 
 
 def test_a_list_of_jobs_reads_the_queue_once(api: APIClient) -> None:
     for _ in range(4):
         submit(api, {"command": "true"})
-    queue_publish(list(Job.objects.order_by("-number").values_list("id", flat=True)))
+    job = Job.objects.get(number=1)
+    queue_publish(QueueState({group_key(job): Waiting("waiting: no host with cpu free", False)}))
 
     with CaptureQueriesContext(connection) as captured:
         rows = api.get(JOBS).json()["results"]
 
     assert [(row["number"], row["queue_position"]) for row in rows] == [
-        (4, 1), (3, 2), (2, 3), (1, 4),
+        (4, 4), (3, 3), (2, 2), (1, 1),
     ]  # fmt: skip
     snapshot_reads = [q for q in captured if "fleet_queuesnapshot" in q["sql"]]
-    assert len(snapshot_reads) == 1
+    order_reads = [q for q in captured if '"jobs_job"."priority" DESC' in q["sql"]]
+    assert (len(snapshot_reads), len(order_reads)) == (1, 1)
