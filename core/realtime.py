@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -38,11 +39,16 @@ class _Sender:
         self._pending = 0  # put but not yet sent
         self._sent = threading.Condition()
 
-    def put(self, group: str, message: dict[str, Any]) -> None:
+    def put(self, batch: Sequence[Update]) -> None:
+        """Queue ``batch`` in its order. One wake-up of the loop for the whole batch: each one
+        is a write to the loop's pipe and a switch of threads, which a pass that announces
+        thousands of changes would otherwise pay per message."""
+        if not batch:
+            return
         loop, updates = self._started()
         with self._sent:
-            self._pending += 1
-        loop.call_soon_threadsafe(updates.put_nowait, (group, message))
+            self._pending += len(batch)
+        loop.call_soon_threadsafe(_put_all, updates, list(batch))
 
     def drain(self, timeout: float) -> bool:
         """Wait until every update put so far was sent; False if that took over ``timeout``."""
@@ -78,6 +84,11 @@ class _Sender:
                 self._sent.notify_all()
 
 
+def _put_all(updates: "asyncio.Queue[Update]", batch: list[Update]) -> None:
+    for update in batch:
+        updates.put_nowait(update)
+
+
 async def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()  # looked up each time: tests point it elsewhere
     if layer is None:
@@ -93,11 +104,22 @@ _sender = _Sender()
 
 def group_send_soon(group: str, message: dict[str, Any]) -> None:
     """Send ``message`` to ``group`` from the sender thread; returns at once."""
-    _sender.put(group, message)
+    _sender.put([(group, message)])
+
+
+def group_send_many_soon(updates: Sequence[Update]) -> None:
+    """Send each ``(group, message)`` of ``updates``, in order, from the sender thread."""
+    _sender.put(updates)
 
 
 def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: group_send_soon(group, message))
+
+
+def group_send_many_on_commit(updates: Sequence[Update]) -> None:
+    """``group_send_on_commit`` for many messages: one callback for all, not one each."""
+    batch = list(updates)  # the caller's list may change before the commit
+    transaction.on_commit(lambda: group_send_many_soon(batch))
 
 
 def live_updates_drain(timeout: float = 5.0) -> bool:

@@ -1,7 +1,7 @@
 """Why each queued job waits and where it stands: what the scheduler's last pass said.
 
 The pass takes the queue in groups of jobs alike in all that placement reads (the user, the
-team, the machine type, the replicas and the priority: ``GroupKey``), and says why each group
+project, the machine type, the replicas and the priority: ``GroupKey``), and says why each group
 waits. It publishes that, with each user's standing (GPUs and jobs held per share), in one
 small row: a reason per group rather than per job, so that a pass over a queue of 50,000 jobs
 writes a few hundred bytes, not 50,000 rows.
@@ -26,21 +26,16 @@ from jobs.models import Job
 
 SNAPSHOT_ID = 1
 
-# user, team (of the project), machine type, replicas, priority
-GroupKey = tuple[int | None, int | None, int, int, int]
-GROUP_FIELDS = (
-    "created_by_id", "project__owner_team_id", "machine_type_id", "replicas", "priority",
-)  # fmt: skip
+# user, project, machine type, replicas, priority: all fixed when the job is submitted
+GroupKey = tuple[int | None, int, int, int, int]
+GROUP_FIELDS = ("created_by_id", "project_id", "machine_type_id", "replicas", "priority")
 Standing = tuple[float, float]  # GPUs and jobs held per share: the user holding least goes first
 NOTHING: Standing = (0.0, 0.0)
 
 
 def group_key(job: Job) -> GroupKey:
     """The group ``job`` waits in: ``GROUP_FIELDS``' values."""
-    return (
-        job.created_by_id, job.project.owner_team_id, job.machine_type_id, job.replicas,
-        job.priority,
-    )  # fmt: skip
+    return (job.created_by_id, job.project_id, job.machine_type_id, job.replicas, job.priority)
 
 
 @dataclass(frozen=True)

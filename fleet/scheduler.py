@@ -15,32 +15,29 @@ one per job). The hosts are told what to start after the loop's transaction comm
 
 import fcntl
 import json
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
-from itertools import groupby
-from operator import itemgetter
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
-    Count,
     ExpressionWrapper,
     Q,
     QuerySet,
-    Sum,
     TextField,
 )  # fmt: skip
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from core.db import JsonArrayLength, JsonArrays
 from fleet.delivery import deliver_on_commit
 from fleet.models import Allocation, Host, HostState, Quota, host_queue
 from fleet.placement import (
@@ -58,6 +55,7 @@ from fleet.placement import (
 from fleet.queue import GROUP_FIELDS, GroupKey, QueueState, Waiting, queue_publish
 from jobs.models import Job, JobStatus, MachineType
 from jobs.status import BATCH, job_transition_many
+from projects.models import Project
 
 QUEUED = frozenset({JobStatus.QUEUED})
 QUEUE_CHUNK = 10_000  # rows per fetch when reading the queue
@@ -122,31 +120,92 @@ def schedule(*, now: datetime | None = None) -> ScheduleSummary:
         if not groups:
             # The last state stays published: it describes no queued job, so nobody reads it.
             return {"ran": True, "placed": 0, "waiting": 0}
-        holdings = _Held.read()
+        holdings = _HELD.read()
         fleet = _Fleet.read(now, holdings)
         result = place_groups(fleet.capacities, groups, policy_read(holdings))
-        placed = _allocate(result, groups, fleet, now)
+        placed = _allocate(result, groups, fleet)
         _publish(result)
     return {"ran": True, "placed": placed, "waiting": sum(len(w.job_ids) for w in result.waiting)}
 
 
 def queued_groups() -> list[Group]:
     """The queue in groups of jobs alike in all that placement reads (``fleet.queue``), each
-    group's jobs oldest first. A job's age is its submission time as the database driver gives
-    it: comparable across groups, and not worth converting for tens of thousands of jobs."""
-    queued = (
-        Job.objects.queued()
-        .order_by(*GROUP_FIELDS, "created_at", "id")  # a group's rows together, oldest first
-        .values_list(*GROUP_FIELDS, "id", "created_at")
+    group's jobs oldest first, with ages that order them across groups."""
+    members = _QUEUE.read()
+    teams = dict(
+        Project.objects.filter(id__in={key[1] for key in members}).values_list(
+            "id", "owner_team_id"
+        )
     )
-    width = len(GROUP_FIELDS)
-    keyed = groupby(_rows(queued), key=itemgetter(*range(width)))
-    members = {key: list(zip(*rows, strict=True))[width:] for key, rows in keyed}
     machines = MachineType.objects.in_bulk({key[2] for key in members})
     return [
-        Group(key, _request(key, machines[key[2]]), ids, ages)
+        Group(key, _request(key, teams.get(key[1]), machines[key[2]]), ids, ages)
         for key, (ids, ages) in members.items()
     ]
+
+
+Age = tuple[datetime, int]  # submitted at, then id: the order of age
+Members = dict[GroupKey, tuple[list[int], list[Age]]]  # a group's job ids and ages, oldest first
+
+
+class _QueueCache:
+    """The queued jobs, grouped, kept by this process from one pass to the next.
+
+    Reading every queued job's row on every pass costs more than the rest of a pass with a
+    long queue. What a queued job asks for is fixed when it is submitted, so a pass reads which
+    jobs are queued (their ids alone, a third of the cost), drops those gone, and reads whole
+    only the jobs new since. Ids are never reused, so a cached job is the job of that id.
+    Used under the placement lock, one pass at a time; a pass reads the lists it is given and
+    is over before the next changes them.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, tuple[GroupKey, Age]] = {}
+        self._groups: Members = {}
+
+    def read(self) -> Members:
+        queued = {job_id for (job_id,) in _rows(Job.objects.queued().values_list("id"))}
+        for job_id in self._jobs.keys() - queued:
+            self._drop(job_id)
+        new = queued - self._jobs.keys()
+        if len(new) > BATCH:
+            # Much of the queue (the first pass of a process): all of it in one read, rather
+            # than the new ids in batches.
+            self._add(Job.objects.queued(), new)
+        elif new:
+            self._add(Job.objects.filter(id__in=new), new)
+        return self._groups
+
+    def _drop(self, job_id: int) -> None:
+        key, age = self._jobs.pop(job_id)
+        ids, ages = self._groups[key]
+        at = bisect_left(ages, age)
+        del ids[at], ages[at]
+        if not ids:
+            del self._groups[key]
+
+    def _add(self, jobs: QuerySet[Job, Job], new: set[int]) -> None:
+        # The time as text: Django's conversion of each time costs more than the rest here.
+        rows = jobs.order_by("created_at", "id").values_list(
+            "id", *GROUP_FIELDS, Cast("created_at", TextField())
+        )
+        for job_id, *key, submitted in _rows(rows):
+            if job_id not in new:
+                continue  # cached already, or queued since the ids were read: next pass
+            group: GroupKey = tuple(key)
+            age = (datetime.fromisoformat(submitted), job_id)
+            self._jobs[job_id] = (group, age)
+            ids, ages = self._groups.setdefault(group, ([], []))
+            if not ages or ages[-1] < age:
+                ids.append(job_id)  # the usual case: newer than all its group holds
+                ages.append(age)
+            else:
+                at = bisect_left(ages, age)
+                ids.insert(at, job_id)
+                ages.insert(at, age)
+
+
+_QUEUE = _QueueCache()
 
 
 def _rows(query: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
@@ -159,8 +218,8 @@ def _rows(query: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
-def _request(key: GroupKey, machine: MachineType) -> Request:
-    owner, team, _, replicas, priority = key
+def _request(key: GroupKey, team: int | None, machine: MachineType) -> Request:
+    owner, _, _, replicas, priority = key
     return Request(
         0, machine.cpus, machine.memory_mb, machine.gpus, machine.gpu_model, replicas=replicas,
         owner=owner or 0, team=team, priority=priority, machine=machine.name,
@@ -175,44 +234,103 @@ class _Held:
     by_user: dict[int, Usage]
     by_team: dict[int, Usage]
 
-    @classmethod
-    def read(cls) -> "_Held":
-        # Summed by the database: a pass reads a row per host and per user and team, not one
-        # per allocation.
-        active = Allocation.objects.active()
-        on_host = (
-            active.values("host_id")
-            .annotate(cpus_held=Sum("cpus"), memory_held=Sum("memory_mb"))
-            .annotate(gpus_held=JsonArrays("gpu_indices"))
-            .values_list("host_id", "cpus_held", "memory_held", "gpus_held")
+
+@dataclass(frozen=True)
+class _Allocated:
+    host: int
+    cpus: float
+    memory_mb: int
+    gpus: tuple[int, ...]
+    job: int
+    holder: tuple[int, int]  # the job's user (0 if none) and project
+
+
+class _HeldCache:
+    """The active allocations, kept by this process from one pass to the next, with their sums.
+
+    An allocation is fixed from when the scheduler writes it until it is released: a pass reads
+    which are active (their ids alone), takes away those released and adds those new, so that
+    it reads a row per change rather than one per running job. Ids are never reused. Used
+    under the placement lock, one pass at a time.
+    """
+
+    def __init__(self) -> None:
+        self._active: dict[int, _Allocated] = {}
+        self._on_host: dict[int, tuple[float, int, set[int], int]] = {}  # ..., allocations
+        self._replicas: dict[int, int] = defaultdict(int)  # per job: its active allocations
+        self._holders: dict[tuple[int, int], Usage] = defaultdict(Usage)
+
+    def read(self) -> _Held:
+        active = {i for (i,) in _rows(Allocation.objects.active().values_list("id"))}
+        for allocation_id in self._active.keys() - active:
+            self._take_away(self._active.pop(allocation_id))
+        new = sorted(active - self._active.keys())
+        for first in range(0, len(new), BATCH):
+            self._add(new[first : first + BATCH])
+        return _Held(
+            on_host={
+                host: (cpus, memory_mb, frozenset(gpus))
+                for host, (cpus, memory_mb, gpus, _) in self._on_host.items()
+            },
+            **self._by_user_and_team(),
         )
-        holders = (
-            active.values("job__created_by_id", "job__project__owner_team_id")
-            .annotate(gpus_held=Sum(JsonArrayLength("gpu_indices")))
-            .annotate(jobs_held=Count("job_id", distinct=True))
-            .values_list(
-                "job__created_by_id", "job__project__owner_team_id", "gpus_held", "jobs_held"
+
+    def _add(self, allocation_ids: list[int]) -> None:
+        rows = Allocation.objects.filter(id__in=allocation_ids).values_list(
+            "id", "host_id", "cpus", "memory_mb", Cast("gpu_indices", TextField()), "job_id",
+            "job__created_by_id", "job__project_id",
+        )  # fmt: skip
+        for allocation_id, host, cpus, memory_mb, gpus, job, user, project in _rows(rows):
+            held = _Allocated(
+                host, cpus, memory_mb, tuple(json.loads(gpus)), job, (user or 0, project)
             )
-        )
+            self._active[allocation_id] = held
+            used_cpus, used_memory, used_gpus, count = self._on_host.get(host, (0.0, 0, set(), 0))
+            used_gpus.update(held.gpus)
+            self._on_host[host] = (used_cpus + cpus, used_memory + memory_mb, used_gpus, count + 1)
+            self._replicas[job] += 1
+            first = self._replicas[job] == 1  # a job holds once, however many replicas
+            self._holders[held.holder] = _plus(
+                self._holders[held.holder], len(held.gpus), int(first)
+            )
+
+    def _take_away(self, held: _Allocated) -> None:
+        used_cpus, used_memory, used_gpus, count = self._on_host[held.host]
+        used_gpus.difference_update(held.gpus)
+        if count == 1:
+            del self._on_host[held.host]  # nothing left: no rounding left over either
+        else:
+            self._on_host[held.host] = (
+                used_cpus - held.cpus, used_memory - held.memory_mb, used_gpus, count - 1
+            )  # fmt: skip
+        self._replicas[held.job] -= 1
+        last = int(self._replicas[held.job] == 0)
+        if last:
+            del self._replicas[held.job]
+        left = _plus(self._holders[held.holder], -len(held.gpus), -last)
+        if left == Usage():
+            del self._holders[held.holder]
+        else:
+            self._holders[held.holder] = left
+
+    def _by_user_and_team(self) -> dict[str, dict[int, Usage]]:
+        projects = {project for _, project in self._holders}
+        teams = dict(Project.objects.filter(id__in=projects).values_list("id", "owner_team_id"))
         by_user: dict[int, Usage] = defaultdict(Usage)
         by_team: dict[int, Usage] = defaultdict(Usage)
-        for user, team, gpus, jobs in _rows(holders):
-            by_user[user or 0] = _plus(by_user[user or 0], gpus, jobs)
+        for (user, project), usage in self._holders.items():
+            by_user[user] = _plus(by_user[user], usage.gpus, usage.jobs)
+            team = teams.get(project)
             if team is not None:
-                by_team[team] = _plus(by_team[team], gpus, jobs)
-        rows = _rows(on_host)
-        return cls(
-            on_host={
-                host: (cpus, memory_mb, frozenset(i for held in json.loads(gpus) for i in held))
-                for host, cpus, memory_mb, gpus in rows
-            },
-            by_user=dict(by_user),
-            by_team=dict(by_team),
-        )
+                by_team[team] = _plus(by_team[team], usage.gpus, usage.jobs)
+        return {"by_user": dict(by_user), "by_team": dict(by_team)}
 
 
 def _plus(usage: Usage, gpus: int, jobs: int) -> Usage:
     return Usage(gpus=usage.gpus + gpus, jobs=usage.jobs + jobs)
+
+
+_HELD = _HeldCache()
 
 
 def policy_read(held: _Held) -> Policy:
@@ -233,9 +351,17 @@ def policy_read(held: _Held) -> Policy:
     )  # fmt: skip
 
 
-# A fleet has thousands of GPUs of a few models: each pass shares one Gpu per index and model,
-# as making thousands of frozen dataclasses costs more than the rest of reading the hosts.
-_gpu = cache(Gpu)
+# A host's inventory and labels change when its agent registers again, not between passes: each
+# process reads one text once (a fleet's thousands of GPUs cost more to parse into Gpu objects
+# on every pass than the rest of reading the hosts).
+@lru_cache(maxsize=16_384)
+def _inventory(gpus: str) -> tuple[Gpu, ...]:
+    return tuple(Gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus))
+
+
+@lru_cache(maxsize=16_384)
+def _labels(labels: str) -> Mapping[str, str]:
+    return MappingProxyType(json.loads(labels))  # shared between passes: read-only
 
 
 @dataclass(frozen=True)
@@ -273,18 +399,18 @@ class _Fleet:
                     name=name,
                     cpus=cpus,
                     memory_mb=memory_mb,
-                    gpus=tuple(_gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus)),
+                    gpus=_inventory(gpus),
                     used_cpus=used_cpus,
                     used_memory_mb=used_memory_mb,
                     used_gpus=used_gpus,
                     accepting=bool(takes_work),  # SQLite's is 0 or 1
-                    labels=json.loads(labels),
+                    labels=_labels(labels),
                 )
             )
         return fleet
 
 
-def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet, now: datetime) -> int:
+def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     """Move the placed jobs to ``scheduled`` and write their allocations, in the loop's
     transaction: a job stopped meanwhile refuses the move and gets no allocation. Their hosts
     are told once it commits (``fleet.delivery``)."""
@@ -292,7 +418,9 @@ def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet, now: dat
     moved = set(job_transition_many(reasons, JobStatus.SCHEDULED, only_from=QUEUED))
     placements = [placement for placement in result.placed if placement.job_id in moved]
     requests = _requests_placed(result, groups)
-    _allocations_write(moved, _allocations(placements, requests, fleet, now))
+    # Stamped now, after the reads: a GPU released while the pass read is held from after its
+    # release, not from the pass's start.
+    _allocations_write(moved, _allocations(placements, requests, fleet, timezone.now()))
     starts: dict[str, list[int]] = defaultdict(list)
     for placement in placements:
         starts[fleet.hosts[placement.replicas[0].host].queue].append(placement.job_id)

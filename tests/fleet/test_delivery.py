@@ -27,7 +27,7 @@ def test_a_pass_sends_each_host_one_message_with_its_jobs_in_order(
     with django_capture_on_commit_callbacks(execute=True):
         assert schedule()["placed"] == 3
 
-    by_queue = {task.queue: task.args[0] for task in sent}
+    by_queue = {str(task.queue): task.args[0] for task in sent}
     assert [task.name for task in sent] == ["jobs.start", "jobs.start"]
     assert sorted(by_queue) == sorted([first.queue, second.queue])
     assert sorted(job_id for ids in by_queue.values() for job_id in ids) == [j.id for j in jobs]
@@ -50,7 +50,7 @@ def test_a_pass_placing_on_many_hosts_hands_the_sends_to_dispatch(
     assert sorted(starts) == sorted(host.queue for host in hosts)
 
     sent.clear()
-    assert dispatch_task.apply(args=[starts]).get() == count
+    assert dispatch_task.apply(args=(starts,)).get() == count
     assert sorted((task.name, task.queue) for task in sent) == sorted(
         ("jobs.start", host.queue) for host in hosts
     )
@@ -103,9 +103,14 @@ def test_the_agent_runs_the_first_job_and_hands_itself_the_others(
     monkeypatch: pytest.MonkeyPatch, sent: list[SentTask]
 ) -> None:
     ran: list[int] = []
-    monkeypatch.setattr(tasks, "run_job", lambda job_id: ran.append(job_id) or "succeeded")
 
-    result = tasks.start_jobs_task.apply(args=[[7, 8, 9]], routing_key="host.gpu1").get()
+    def run_job(job_id: int) -> str:
+        ran.append(job_id)
+        return "succeeded"
+
+    monkeypatch.setattr(tasks, "run_job", run_job)
+
+    result = tasks.start_jobs_task.apply(args=([7, 8, 9],), routing_key="host.gpu1").get()
 
     assert (result, ran) == ("succeeded", [7])
     assert sent == [SentTask("jobs.run", [8], "host.gpu1"), SentTask("jobs.run", [9], "host.gpu1")]
@@ -118,7 +123,7 @@ def test_a_host_hears_of_its_jobs_through_dispatch_on_the_real_broker(redis_url:
     suffix = time.monotonic_ns()
     queues = {f"host.real-{suffix}-{i}": [i, i + 100] for i in range(SEND_AT_ONCE_HOSTS + 1)}
 
-    dispatch_task.apply(args=[queues]).get()
+    dispatch_task.apply(args=(queues,)).get()
 
     with app.connection_for_read() as conn:
         for queue_name, job_ids in queues.items():

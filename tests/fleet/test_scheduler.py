@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -14,7 +15,7 @@ from pytest_django.fixtures import Settings
 
 from fleet import scheduler
 from fleet.models import Allocation, Host, HostState
-from fleet.placement import Group, GroupsResult, HostCapacity, Policy, place_groups
+from fleet.placement import Group, GroupsResult, HostCapacity, Policy, Usage, place_groups
 from fleet.scheduler import ScheduleSummary, placement_lock, schedule
 from jobs.models import Job, JobStatus
 from jobs.status import job_transition
@@ -341,3 +342,80 @@ def test_a_scheduled_job_reaches_its_host_queue_on_the_real_broker(redis_url: st
     assert message.headers["task"] == "jobs.start"
     args, _kwargs, _embed = message.decode()
     assert args == [[job.id]]
+
+
+def test_the_queue_kept_between_passes_follows_what_leaves_and_joins_it() -> None:
+    gpu = machine_type("gpu")
+    alice, bob = (JobFactory.create().created_by for _ in range(2))
+    start = timezone.now() - timedelta(hours=1)
+
+    def submit(minute: int, user: Any, machine: Any = None, priority: Any = 0) -> Job:
+        fields = {"machine_type": machine} if machine else {}
+        job: Job = JobFactory.create(
+            created_by=user, priority=priority, created_at=start + timedelta(minutes=minute),
+            **fields,
+        )  # fmt: skip
+        return job
+
+    jobs = [
+        submit(minute, *ask)
+        for minute, ask in enumerate([(alice, gpu), (bob, gpu), (alice,), (alice, gpu, 5)] * 3)
+    ]
+    kept = scheduler._QueueCache()
+    kept.read()
+    # Between passes: one placed, one stopped, and a new one submitted earlier than the rest.
+    assert job_transition(jobs[0].id, JobStatus.SCHEDULED)
+    assert job_transition(jobs[5].id, JobStatus.STOPPED)
+    oldest = submit(-30, bob, gpu)
+
+    assert kept.read() == scheduler._QueueCache().read()
+    by_age = sorted(
+        (age, job_id)
+        for ids, ages in kept.read().values()
+        for job_id, age in zip(ids, ages, strict=True)
+    )
+    assert [job_id for _, job_id in by_age] == list(
+        Job.objects.queued().order_by("created_at", "id").values_list("id", flat=True)
+    )
+    assert by_age[0][1] == oldest.id
+
+
+def test_what_is_held_kept_between_passes_follows_allocations_made_and_released() -> None:
+    from fleet.services import allocation_release
+    from tests.factories import ProjectFactory, TeamFactory, UserFactory
+
+    team_project = ProjectFactory.create(owner_team=TeamFactory.create(), owner_user=None)
+    host, other = HostFactory.create(gpus=gpus(4)), HostFactory.create(gpus=gpus(4))
+    alice, bob = UserFactory.create_batch(2)
+    solo, gang, team_job = (
+        JobFactory.create(created_by=alice),
+        JobFactory.create(created_by=bob, replicas=2),
+        JobFactory.create(created_by=alice, project=team_project),
+    )
+
+    def allocate(job: Job, replica: int, on: Host, indices: list[int]) -> None:
+        Allocation.objects.create(
+            job=job, replica=replica, host=on, cpus=1.5, memory_mb=1024, gpu_indices=indices
+        )
+
+    allocate(solo, 0, host, [0])
+    allocate(gang, 0, host, [1, 2])
+    kept = scheduler._HeldCache()
+    kept.read()
+    # Between passes: the gang's second replica placed, the solo job ends, a team's job starts.
+    allocate(gang, 1, other, [0, 1])
+    allocation_release(solo.id)
+    allocate(team_job, 0, other, [2])
+
+    held = kept.read()
+
+    assert held == scheduler._HeldCache().read()
+    assert held.on_host == {
+        host.id: (1.5, 1024, frozenset({1, 2})),
+        other.id: (3.0, 2048, frozenset({0, 1, 2})),
+    }
+    assert held.by_user == {
+        bob.id: Usage(gpus=4, jobs=1),  # one job, of two replicas
+        alice.id: Usage(gpus=1, jobs=1),  # the team's job; her own one ended
+    }
+    assert held.by_team == {team_project.owner_team_id: Usage(gpus=1, jobs=1)}
