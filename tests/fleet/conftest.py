@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from kombu.message import Message
 from pytest_django.fixtures import Settings
 
 from config.celery_app import app
@@ -46,3 +47,15 @@ def waiting_reason(job: Job) -> str:
     waiting = queue_state().waiting(job)
     assert waiting is not None, f"the last pass said nothing of {job}"
     return waiting.reason
+
+
+def message_taken(queue_name: str) -> Message:
+    """The next message on ``queue_name`` of the real broker, taken off it (10 s at most)."""
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(queue_name)
+        try:
+            message: Message = queue.get(timeout=10)
+            message.ack()
+        finally:
+            queue.close()
+    return message

@@ -11,7 +11,7 @@ from fleet.delivery import SEND_AT_ONCE_HOSTS, deliver, send_starts
 from fleet.scheduler import schedule
 from fleet.tasks import dispatch_task
 from jobs import tasks
-from tests.fleet.conftest import SentTask
+from tests.fleet.conftest import SentTask, message_taken
 from tests.fleet.factories import HostFactory, JobFactory, gpus, machine_type
 
 pytestmark = pytest.mark.django_db
@@ -118,20 +118,13 @@ def test_the_agent_runs_the_first_job_and_hands_itself_the_others(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_host_hears_of_its_jobs_through_dispatch_on_the_real_broker(redis_url: str) -> None:
-    from config.celery_app import app
 
     suffix = time.monotonic_ns()
     queues = {f"host.real-{suffix}-{i}": [i, i + 100] for i in range(SEND_AT_ONCE_HOSTS + 1)}
 
     dispatch_task.apply(args=(queues,)).get()
 
-    with app.connection_for_read() as conn:
-        for queue_name, job_ids in queues.items():
-            queue = conn.SimpleQueue(queue_name)
-            try:
-                message = queue.get(timeout=10)
-                message.ack()
-            finally:
-                queue.close()
-            assert message.headers["task"] == "jobs.start"
-            assert message.decode()[0] == [job_ids]
+    for queue_name, job_ids in queues.items():
+        message = message_taken(queue_name)
+        assert message.headers["task"] == "jobs.start"
+        assert message.decode()[0] == [job_ids]

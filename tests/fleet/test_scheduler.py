@@ -19,7 +19,7 @@ from fleet.placement import Group, GroupsResult, HostCapacity, Policy, Usage, pl
 from fleet.scheduler import ScheduleSummary, placement_lock, schedule
 from jobs.models import Job, JobStatus
 from jobs.status import job_transition
-from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask, waiting_reason
+from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask, message_taken, waiting_reason
 from tests.fleet.factories import HostFactory, JobFactory, gpus, machine_type
 from tests.support.concurrency import at_once
 
@@ -325,20 +325,13 @@ def test_many_loops_at_once_place_each_job_once(sent: list[SentTask]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_scheduled_job_reaches_its_host_queue_on_the_real_broker(redis_url: str) -> None:
-    from config.celery_app import app
 
     host = HostFactory.create(name=f"broker-{time.monotonic_ns()}")
     job = JobFactory.create()
 
     schedule()
 
-    with app.connection_for_read() as conn:
-        queue = conn.SimpleQueue(Host.objects.get(id=host.id).queue)
-        try:
-            message = queue.get(timeout=10)
-            message.ack()
-        finally:
-            queue.close()
+    message = message_taken(Host.objects.get(id=host.id).queue)
     assert message.headers["task"] == "jobs.start"
     args, _kwargs, _embed = message.decode()
     assert args == [[job.id]]
