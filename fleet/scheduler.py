@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypedDict, cast
@@ -281,18 +281,25 @@ class _HeldCache:
             "job__created_by_id", "job__project_id",
         )  # fmt: skip
         for allocation_id, host, cpus, memory_mb, gpus, job, user, project in _rows(rows):
-            held = _Allocated(
-                host, cpus, memory_mb, tuple(json.loads(gpus)), job, (user or 0, project)
-            )
-            self._active[allocation_id] = held
-            used_cpus, used_memory, used_gpus, count = self._on_host.get(host, (0.0, 0, set(), 0))
-            used_gpus.update(held.gpus)
-            self._on_host[host] = (used_cpus + cpus, used_memory + memory_mb, used_gpus, count + 1)
-            self._replicas[job] += 1
-            first = self._replicas[job] == 1  # a job holds once, however many replicas
-            self._holders[held.holder] = _plus(
-                self._holders[held.holder], len(held.gpus), int(first)
-            )
+            indices = tuple(json.loads(gpus))
+            held = _Allocated(host, cpus, memory_mb, indices, job, (user or 0, project))
+            self._count_in(allocation_id, held)
+
+    def note(self, allocated: dict[int, _Allocated]) -> None:
+        """Count in what a pass of this process allocated, once it has committed: the next
+        pass finds the ids known and reads none of the rows back."""
+        for allocation_id, held in allocated.items():
+            if allocation_id not in self._active:
+                self._count_in(allocation_id, held)
+
+    def _count_in(self, allocation_id: int, held: _Allocated) -> None:
+        self._active[allocation_id] = held
+        cpus, memory_mb, gpus, count = self._on_host.get(held.host, (0.0, 0, set(), 0))
+        gpus.update(held.gpus)
+        self._on_host[held.host] = (cpus + held.cpus, memory_mb + held.memory_mb, gpus, count + 1)
+        self._replicas[held.job] += 1
+        first = int(self._replicas[held.job] == 1)  # a job holds once, however many replicas
+        self._holders[held.holder] = _plus(self._holders[held.holder], len(held.gpus), first)
 
     def _take_away(self, held: _Allocated) -> None:
         used_cpus, used_memory, used_gpus, count = self._on_host[held.host]
@@ -417,10 +424,13 @@ def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     reasons = {placement.job_id: _placed_on(placement) for placement in result.placed}
     moved = set(job_transition_many(reasons, JobStatus.SCHEDULED, only_from=QUEUED))
     placements = [placement for placement in result.placed if placement.job_id in moved]
-    requests = _requests_placed(result, groups)
+    placed = _groups_placed(result, groups)
     # Stamped now, after the reads: a GPU released while the pass read is held from after its
     # release, not from the pass's start.
-    _allocations_write(moved, _allocations(placements, requests, fleet, timezone.now()))
+    rows = _allocations(placements, placed, fleet, timezone.now())
+    _allocations_write(moved, rows)
+    # What the next pass would read back: this process knows it once it commits.
+    transaction.on_commit(partial(_HELD.note, _held_by(rows, placed)))
     starts: dict[str, list[int]] = defaultdict(list)
     for placement in placements:
         starts[fleet.hosts[placement.replicas[0].host].queue].append(placement.job_id)
@@ -428,26 +438,26 @@ def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     return len(moved)
 
 
-def _requests_placed(result: GroupsResult, groups: list[Group]) -> dict[int, Request]:
-    """What each placed job asked for: a group's placed jobs are the ones before its waiting."""
+def _groups_placed(result: GroupsResult, groups: list[Group]) -> dict[int, Group]:
+    """The group of each placed job: a group's placed jobs are the ones before its waiting."""
     left = {waiting.key: len(waiting.job_ids) for waiting in result.waiting}
     return {
-        job_id: group.request
+        job_id: group
         for group in groups
         for job_id in group.job_ids[: len(group.job_ids) - left.get(group.key, 0)]
     }
 
 
 def _allocations(
-    placements: list[Placement], requests: dict[int, Request], fleet: _Fleet, now: datetime
+    placements: list[Placement], groups: dict[int, Group], fleet: _Fleet, now: datetime
 ) -> list[Allocation]:
     return [
         Allocation(
             job_id=placement.job_id,
             replica=replica,
             host_id=fleet.hosts[slot.host].id,
-            cpus=requests[placement.job_id].cpus,
-            memory_mb=requests[placement.job_id].memory_mb,
+            cpus=groups[placement.job_id].request.cpus,
+            memory_mb=groups[placement.job_id].request.memory_mb,
             gpu_indices=list(slot.gpu_indices),
             created_at=now,
         )
@@ -456,11 +466,23 @@ def _allocations(
     ]
 
 
+def _held_by(rows: list[Allocation], groups: dict[int, Group]) -> dict[int, _Allocated]:
+    held: dict[int, _Allocated] = {}
+    for row in rows:
+        user, project, *_ = cast(GroupKey, groups[row.job_id].key)
+        gpus = tuple(row.gpu_indices)
+        held[row.id] = _Allocated(
+            row.host_id, row.cpus, row.memory_mb, gpus, row.job_id, (user or 0, project)
+        )
+    return held
+
+
 def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
+    """Write ``rows`` in place of what ``jobs`` had, and give each row its id."""
     # A job queued again after its host went away still has the released rows of its last try.
     Allocation.objects.filter(job_id__in=jobs).delete()
     if connection.vendor != "postgresql":
-        Allocation.objects.bulk_create(rows, batch_size=BATCH)
+        Allocation.objects.bulk_create(rows, batch_size=BATCH)  # sets the ids, on SQLite too
         return
     # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
     columns = ("job_id", "replica", "host_id", "cpus", "memory_mb", "gpu_indices", "created_at")
@@ -478,9 +500,12 @@ def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Allocation._meta.db_table} ({', '.join(columns)})"
-            f" SELECT * FROM unnest({given})",
+            f" SELECT * FROM unnest({given}) RETURNING id, job_id, replica",
             arrays,
         )
+        ids = {(job, replica): row_id for row_id, job, replica in cursor.fetchall()}
+    for row in rows:
+        row.id = ids[row.job_id, row.replica]
 
 
 def _publish(result: GroupsResult) -> None:

@@ -146,6 +146,13 @@ class Job(models.Model):
                 name="jobs_job_unfinished",
                 condition=~Q(status__in=[s.value for s in FINISHED_ORDER]),
             ),
+            # The queue in age order, for the scheduler's every pass (which ids are queued) and
+            # the queue's order: read from the index alone, with no sort.
+            models.Index(
+                fields=["created_at", "id"],
+                name="jobs_job_queued",
+                condition=Q(status="queued"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -412,3 +412,26 @@ def test_what_is_held_kept_between_passes_follows_allocations_made_and_released(
         alice.id: Usage(gpus=1, jobs=1),  # the team's job; her own one ended
     }
     assert held.by_team == {team_project.owner_team_id: Usage(gpus=1, jobs=1)}
+
+
+def test_what_a_pass_allocated_is_known_to_the_next_without_reading_it_back(
+    django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "_HELD", scheduler._HeldCache())
+    HostFactory.create(gpus=gpus(4))
+    JobFactory.create_batch(3, machine_type=machine_type("gpu"))
+    JobFactory.create(machine_type=machine_type("gpu2", gpus=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert schedule()["placed"] == 3
+
+    read_back: list[list[int]] = []
+    real_add = scheduler._HELD._add
+
+    def add(ids: list[int]) -> None:
+        read_back.append(ids)
+        real_add(ids)
+
+    monkeypatch.setattr(scheduler._HELD, "_add", add)
+    assert scheduler._HELD.read() == scheduler._HeldCache().read()
+    assert read_back == []
