@@ -35,7 +35,7 @@ out once.
 import heapq
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
@@ -243,7 +243,7 @@ class _Pass:
     def __init__(self, hosts: Sequence[HostCapacity], policy: Policy) -> None:
         self.fleet = _Fleet(hosts)
         self.ledger = _Ledger(policy)
-        self.verdicts = _Verdicts(hosts)
+        self.verdicts = _Verdicts(hosts, self.fleet.of_model)
         self.failures = _Failures()
         self.placed: list[Placement] = []
         self.waiting: list[GroupWaiting] = []
@@ -473,10 +473,14 @@ class _HostState:
         self.indexes: list[_Index] = []
         self._of_model: dict[str, tuple[int, ...]] = {}
 
-    def free_of(self, model: str) -> list[int]:
+    def of_model(self, model: str) -> tuple[int, ...]:
+        """The indices of its GPUs of ``model``, busy or not: worked out once a pass."""
         if model not in self._of_model:
             self._of_model[model] = _gpus_of(self.capacity, model)
-        return [index for index in self._of_model[model] if index in self.free_gpus]
+        return self._of_model[model]
+
+    def free_of(self, model: str) -> list[int]:
+        return [index for index in self.of_model(model) if index in self.free_gpus]
 
     def holds(self, shape: _Shape) -> bool:
         """Whether the CPUs and memory of one more replica fit (the GPUs are the index's)."""
@@ -613,7 +617,7 @@ class _Fleet:
         if key not in self._gpu_indexes:
             # Busy ones too, in bucket 0: counts move both ways (a failed gang gives back), and
             # an index that knows every host with the model never misses one.
-            hosts = [host for host in self._open_to(labels) if _gpus_of(host.capacity, model)]
+            hosts = [host for host in self._open_to(labels) if host.of_model(model)]
             self._gpu_indexes[key] = _GpuIndex(model, hosts)
         return self._gpu_indexes[key]
 
@@ -621,6 +625,9 @@ class _Fleet:
         if labels not in self._cpu_indexes:
             self._cpu_indexes[labels] = _CpuIndex(self._open_to(labels))
         return self._cpu_indexes[labels]
+
+    def of_model(self, position: int, model: str) -> tuple[int, ...]:
+        return self._hosts[position].of_model(model)
 
     def _open_to(self, labels: Labels) -> list[_HostState]:
         return [h for h in self._hosts if h.capacity.accepting and _carries(h.capacity, labels)]
@@ -680,7 +687,10 @@ class _Kind(NamedTuple):
 class _Verdicts:
     """Why a shape cannot run even on empty hosts, if so: the same for all its jobs, so once."""
 
-    def __init__(self, hosts: Sequence[HostCapacity]) -> None:
+    def __init__(
+        self, hosts: Sequence[HostCapacity], of_model: Callable[[int, str], tuple[int, ...]]
+    ) -> None:
+        self._of_model = of_model  # a host's GPUs of a model, by position: the fleet's, shared
         self._hosts = hosts
         self._kinds: dict[tuple[str, Labels], dict[_Kind, list[int]]] = {}
         self._known: dict[tuple[_Shape, int, str], _Verdict | None] = {}
@@ -715,7 +725,7 @@ class _Verdicts:
             kinds: dict[_Kind, list[int]] = defaultdict(list)
             for position, host in enumerate(self._hosts):
                 if _carries(host, labels):
-                    gpus = sum(model in gpu.model.casefold() for gpu in host.gpus)
+                    gpus = len(self._of_model(position, model))
                     kind = _Kind(host.cpus, host.memory_mb, gpus, host.accepting)
                     kinds[kind].append(position)
             self._kinds[model, labels] = kinds

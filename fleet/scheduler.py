@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypedDict, cast
@@ -34,8 +34,9 @@ from django.db.models import (
     Q,
     QuerySet,
     TextField,
+    Value,
 )  # fmt: skip
-from django.db.models.functions import Cast
+from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 
 from fleet.delivery import deliver_on_commit
@@ -358,17 +359,43 @@ def policy_read(held: _Held) -> Policy:
     )  # fmt: skip
 
 
-# A host's inventory and labels change when its agent registers again, not between passes: each
-# process reads one text once (a fleet's thousands of GPUs cost more to parse into Gpu objects
-# on every pass than the rest of reading the hosts).
-@lru_cache(maxsize=16_384)
-def _inventory(gpus: str) -> tuple[Gpu, ...]:
-    return tuple(Gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus))
+Inventory = tuple[tuple[Gpu, ...], Mapping[str, str]]  # a host's GPUs and labels
 
 
-@lru_cache(maxsize=16_384)
-def _labels(labels: str) -> Mapping[str, str]:
-    return MappingProxyType(json.loads(labels))  # shared between passes: read-only
+class _Inventories:
+    """The hosts' GPUs and labels, kept by this process between passes.
+
+    They change when an agent registers again, not from one pass to the next: a pass reads a
+    digest of each host's (a few bytes, not the JSON of eight GPUs), and the GPUs and labels
+    only of hosts whose digest is new to this process.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[str, Inventory]] = {}
+
+    def of(self, digests: dict[int, str]) -> dict[int, Inventory]:
+        stale = [host for host, digest in digests.items() if self._digest(host) != digest]
+        for first in range(0, len(stale), BATCH):
+            rows = Host.objects.filter(id__in=stale[first : first + BATCH]).values_list(
+                "id", Cast("gpus", TextField()), Cast("labels", TextField()), _DIGEST
+            )
+            for host, gpus, labels, digest in _rows(rows):
+                gpu_list = tuple(Gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus))
+                # Read-only: the same mapping goes to every pass.
+                self._known[host] = (digest, (gpu_list, MappingProxyType(json.loads(labels))))
+        return {host: self._known[host][1] for host in digests}
+
+    def _digest(self, host: int) -> str | None:
+        known = self._known.get(host)
+        return None if known is None else known[0]
+
+
+_DIGEST = MD5(
+    Concat(
+        Cast("gpus", TextField()), Value("|"), Cast("labels", TextField()), output_field=TextField()
+    )
+)
+_INVENTORIES = _Inventories()
 
 
 @dataclass(frozen=True)
@@ -392,13 +419,13 @@ class _Fleet:
         hosts = (
             Host.objects.order_by("name")
             .annotate(accepting=accepting)
-            .values_list(
-                "id", "name", "cpus", "memory_mb", Cast("gpus", TextField()),
-                Cast("labels", TextField()), "accepting",
-            )
-        )  # fmt: skip
+            .values_list("id", "name", "cpus", "memory_mb", "accepting", _DIGEST)
+        )
+        rows = _rows(hosts)
+        inventories = _INVENTORIES.of({row[0]: row[-1] for row in rows})
         fleet = cls()
-        for host_id, name, cpus, memory_mb, gpus, labels, takes_work in _rows(hosts):
+        for host_id, name, cpus, memory_mb, takes_work, _ in rows:
+            gpus, labels = inventories[host_id]
             fleet.hosts[name] = _Host(host_id, host_queue(name))
             used_cpus, used_memory_mb, used_gpus = held.on_host.get(host_id, (0.0, 0, frozenset()))
             fleet.capacities.append(
@@ -406,12 +433,12 @@ class _Fleet:
                     name=name,
                     cpus=cpus,
                     memory_mb=memory_mb,
-                    gpus=_inventory(gpus),
+                    gpus=gpus,
                     used_cpus=used_cpus,
                     used_memory_mb=used_memory_mb,
                     used_gpus=used_gpus,
                     accepting=bool(takes_work),  # SQLite's is 0 or 1
-                    labels=_labels(labels),
+                    labels=labels,
                 )
             )
         return fleet
@@ -480,10 +507,13 @@ def _held_by(rows: list[Allocation], groups: dict[int, Group]) -> dict[int, _All
 def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
     """Write ``rows`` in place of what ``jobs`` had, and give each row its id."""
     # A job queued again after its host went away still has the released rows of its last try.
-    Allocation.objects.filter(job_id__in=jobs).delete()
     if connection.vendor != "postgresql":
+        Allocation.objects.filter(job_id__in=jobs).delete()
         Allocation.objects.bulk_create(rows, batch_size=BATCH)  # sets the ids, on SQLite too
         return
+    table = Allocation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE job_id = ANY(%s::bigint[])", [sorted(jobs)])
     # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
     columns = ("job_id", "replica", "host_id", "cpus", "memory_mb", "gpu_indices", "created_at")
     arrays: list[list[Any]] = [
@@ -499,7 +529,7 @@ def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
     given = ", ".join(f"%s::{kind}[]" for kind in types)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Allocation._meta.db_table} ({', '.join(columns)})"
+            f"INSERT INTO {table} ({', '.join(columns)})"
             f" SELECT * FROM unnest({given}) RETURNING id, job_id, replica",
             arrays,
         )

@@ -435,3 +435,18 @@ def test_what_a_pass_allocated_is_known_to_the_next_without_reading_it_back(
     monkeypatch.setattr(scheduler._HELD, "_add", add)
     assert scheduler._HELD.read() == scheduler._HeldCache().read()
     assert read_back == []
+
+
+def test_a_host_registered_again_with_other_gpus_is_seen_by_the_next_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scheduler, "_INVENTORIES", scheduler._Inventories())
+    host = HostFactory.create(name="gpu1", gpus=gpus(1))
+    two = machine_type("gpu2", gpus=2)
+    job = JobFactory.create(machine_type=two)
+    assert schedule()["placed"] == 0
+
+    Host.objects.filter(id=host.id).update(gpus=gpus(2), labels={"zone": "eu"})
+
+    assert schedule()["placed"] == 1
+    assert Allocation.objects.get(job=job).gpu_indices == [0, 1]
