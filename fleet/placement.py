@@ -66,6 +66,10 @@ class HostCapacity:
     used_gpus: frozenset[int] = frozenset()
     accepting: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Which of ``gpus`` are of each model asked for, as placement finds them: a caller that
+    # makes the host again with the same GPUs (the next pass) may hand the same dict, and the
+    # answers carry over instead of being worked out over every GPU of the fleet again.
+    gpu_memo: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -454,7 +458,11 @@ def _carries(host: HostCapacity, labels: Labels) -> bool:
 
 def _gpus_of(host: HostCapacity, model: str) -> tuple[int, ...]:
     """The indices of the host's GPUs whose model contains ``model`` (casefolded), lowest first."""
-    return tuple(sorted(gpu.index for gpu in host.gpus if model in gpu.model.casefold()))
+    found = host.gpu_memo.get(model)
+    if found is None:
+        found = tuple(sorted(gpu.index for gpu in host.gpus if model in gpu.model.casefold()))
+        host.gpu_memo[model] = found
+    return found
 
 
 class _Index(Protocol):

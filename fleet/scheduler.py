@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -359,7 +359,8 @@ def policy_read(held: _Held) -> Policy:
     )  # fmt: skip
 
 
-Inventory = tuple[tuple[Gpu, ...], Mapping[str, str]]  # a host's GPUs and labels
+# A host's GPUs and labels, and what placement found of its GPUs (HostCapacity.gpu_memo).
+Inventory = tuple[tuple[Gpu, ...], Mapping[str, str], dict[str, tuple[int, ...]]]
 
 
 class _Inventories:
@@ -382,7 +383,8 @@ class _Inventories:
             for host, gpus, labels, digest in _rows(rows):
                 gpu_list = tuple(Gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus))
                 # Read-only: the same mapping goes to every pass.
-                self._known[host] = (digest, (gpu_list, MappingProxyType(json.loads(labels))))
+                labels_read = MappingProxyType(json.loads(labels))
+                self._known[host] = (digest, (gpu_list, labels_read, {}))
         return {host: self._known[host][1] for host in digests}
 
     def _digest(self, host: int) -> str | None:
@@ -425,7 +427,7 @@ class _Fleet:
         inventories = _INVENTORIES.of({row[0]: row[-1] for row in rows})
         fleet = cls()
         for host_id, name, cpus, memory_mb, takes_work, _ in rows:
-            gpus, labels = inventories[host_id]
+            gpus, labels, gpu_memo = inventories[host_id]
             fleet.hosts[name] = _Host(host_id, host_queue(name))
             used_cpus, used_memory_mb, used_gpus = held.on_host.get(host_id, (0.0, 0, frozenset()))
             fleet.capacities.append(
@@ -439,6 +441,7 @@ class _Fleet:
                     used_gpus=used_gpus,
                     accepting=bool(takes_work),  # SQLite's is 0 or 1
                     labels=labels,
+                    gpu_memo=gpu_memo,
                 )
             )
         return fleet
@@ -455,9 +458,9 @@ def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     # Stamped now, after the reads: a GPU released while the pass read is held from after its
     # release, not from the pass's start.
     rows = _allocations(placements, placed, fleet, timezone.now())
-    _allocations_write(moved, rows)
+    ids = _allocations_write(moved, rows)
     # What the next pass would read back: this process knows it once it commits.
-    transaction.on_commit(partial(_HELD.note, _held_by(rows, placed)))
+    transaction.on_commit(partial(_HELD.note, _held_by(rows, ids, placed)))
     starts: dict[str, list[int]] = defaultdict(list)
     for placement in placements:
         starts[fleet.hosts[placement.replicas[0].host].queue].append(placement.job_id)
@@ -475,67 +478,68 @@ def _groups_placed(result: GroupsResult, groups: list[Group]) -> dict[int, Group
     }
 
 
+class _Row(NamedTuple):
+    """An allocation to write: a tuple, as thousands of model instances cost more to make than
+    the statement that writes them."""
+
+    job_id: int
+    replica: int
+    host_id: int
+    cpus: float
+    memory_mb: int
+    gpu_indices: tuple[int, ...]
+    created_at: datetime
+
+
 def _allocations(
     placements: list[Placement], groups: dict[int, Group], fleet: _Fleet, now: datetime
-) -> list[Allocation]:
-    return [
-        Allocation(
-            job_id=placement.job_id,
-            replica=replica,
-            host_id=fleet.hosts[slot.host].id,
-            cpus=groups[placement.job_id].request.cpus,
-            memory_mb=groups[placement.job_id].request.memory_mb,
-            gpu_indices=list(slot.gpu_indices),
-            created_at=now,
-        )
-        for placement in placements
-        for replica, slot in enumerate(placement.replicas)
-    ]
+) -> list[_Row]:
+    rows = []
+    for placement in placements:
+        request = groups[placement.job_id].request
+        for replica, slot in enumerate(placement.replicas):
+            host = fleet.hosts[slot.host].id
+            row = _Row(placement.job_id, replica, host, request.cpus, request.memory_mb, (), now)
+            rows.append(row._replace(gpu_indices=slot.gpu_indices))
+    return rows
 
 
-def _held_by(rows: list[Allocation], groups: dict[int, Group]) -> dict[int, _Allocated]:
+def _held_by(rows: list[_Row], ids: list[int], groups: dict[int, Group]) -> dict[int, _Allocated]:
     held: dict[int, _Allocated] = {}
-    for row in rows:
+    for row, allocation_id in zip(rows, ids, strict=True):
         user, project, *_ = cast(GroupKey, groups[row.job_id].key)
-        gpus = tuple(row.gpu_indices)
-        held[row.id] = _Allocated(
-            row.host_id, row.cpus, row.memory_mb, gpus, row.job_id, (user or 0, project)
+        held[allocation_id] = _Allocated(
+            row.host_id, row.cpus, row.memory_mb, row.gpu_indices, row.job_id, (user or 0, project)
         )
     return held
 
 
-def _allocations_write(jobs: set[int], rows: list[Allocation]) -> None:
-    """Write ``rows`` in place of what ``jobs`` had, and give each row its id."""
+def _allocations_write(jobs: set[int], rows: list[_Row]) -> list[int]:
+    """Write ``rows`` in place of what ``jobs`` had; their ids, in their order."""
     # A job queued again after its host went away still has the released rows of its last try.
     if connection.vendor != "postgresql":
         Allocation.objects.filter(job_id__in=jobs).delete()
-        Allocation.objects.bulk_create(rows, batch_size=BATCH)  # sets the ids, on SQLite too
-        return
+        made = Allocation.objects.bulk_create(  # sets the ids, on SQLite too
+            [Allocation(**{**row._asdict(), "gpu_indices": list(row.gpu_indices)}) for row in rows],
+            batch_size=BATCH,
+        )
+        return [allocation.id for allocation in made]
     table = Allocation._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table} WHERE job_id = ANY(%s::bigint[])", [sorted(jobs)])
-    # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
-    columns = ("job_id", "replica", "host_id", "cpus", "memory_mb", "gpu_indices", "created_at")
-    arrays: list[list[Any]] = [
-        [row.job_id for row in rows],
-        [row.replica for row in rows],
-        [row.host_id for row in rows],
-        [row.cpus for row in rows],
-        [row.memory_mb for row in rows],
-        [json.dumps(row.gpu_indices) for row in rows],
-        [row.created_at for row in rows],
-    ]
-    types = ("bigint", "int", "bigint", "float8", "int", "jsonb", "timestamptz")
-    given = ", ".join(f"%s::{kind}[]" for kind in types)
-    with connection.cursor() as cursor:
+        # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
+        arrays: list[list[Any]] = [[getattr(row, name) for row in rows] for name in _Row._fields]
+        gpus = _Row._fields.index("gpu_indices")
+        arrays[gpus] = [json.dumps(indices) for indices in arrays[gpus]]
+        types = ("bigint", "int", "bigint", "float8", "int", "jsonb", "timestamptz")
+        given = ", ".join(f"%s::{kind}[]" for kind in types)
         cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)})"
+            f"INSERT INTO {table} ({', '.join(_Row._fields)})"
             f" SELECT * FROM unnest({given}) RETURNING id, job_id, replica",
             arrays,
         )
         ids = {(job, replica): row_id for row_id, job, replica in cursor.fetchall()}
-    for row in rows:
-        row.id = ids[row.job_id, row.replica]
+    return [ids[row.job_id, row.replica] for row in rows]
 
 
 def _publish(result: GroupsResult) -> None:
