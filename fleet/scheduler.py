@@ -59,7 +59,6 @@ from jobs.status import BATCH, job_transition_many
 from projects.models import Project
 
 QUEUED = frozenset({JobStatus.QUEUED})
-QUEUE_CHUNK = 10_000  # rows per fetch when reading the queue
 
 # PostgreSQL's two-key advisory locks: this app's namespace, and the placement loop in it.
 LOCK_CLASS = 0x66_6C_65_65  # "flee(t)"
@@ -211,8 +210,8 @@ _QUEUE = _QueueCache()
 
 def _rows(query: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
     """A ``values_list`` query's rows as the database driver gives them: Django's conversion
-    of each value costs more than the query itself for tens of thousands of rows. JSON comes
-    back as text on both databases, and times as text on SQLite: query neither raw."""
+    of each value costs more than the query itself for tens of thousands of rows. The driver
+    gives JSON as text, and times as text on SQLite: read them cast to text, and parse here."""
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
