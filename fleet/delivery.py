@@ -46,7 +46,8 @@ def deliver(starts: Starts) -> None:
     for first in range(0, len(queues), DISPATCH_HOSTS):
         chunk = {queue: list(starts[queue]) for queue in queues[first : first + DISPATCH_HOSTS]}
         try:
-            app.send_task(DISPATCH_TASK, args=[chunk])
+            # Named, not printed: Celery would otherwise walk the whole mapping to show it.
+            app.send_task(DISPATCH_TASK, args=[chunk], argsrepr=f"[<jobs of {len(chunk)} hosts>]")
         except Exception:
             logger.exception("could not hand %d hosts' jobs to fleet.dispatch", len(chunk))
 
