@@ -479,13 +479,10 @@ class _HostState:
         self.free_memory_mb = capacity.memory_mb - capacity.used_memory_mb
         self.free_gpus = {gpu.index for gpu in capacity.gpus} - capacity.used_gpus
         self.indexes: list[_Index] = []
-        self._of_model: dict[str, tuple[int, ...]] = {}
 
     def of_model(self, model: str) -> tuple[int, ...]:
-        """The indices of its GPUs of ``model``, busy or not: worked out once a pass."""
-        if model not in self._of_model:
-            self._of_model[model] = _gpus_of(self.capacity, model)
-        return self._of_model[model]
+        """The indices of its GPUs of ``model``, busy or not (kept in its ``gpu_memo``)."""
+        return _gpus_of(self.capacity, model)
 
     def free_of(self, model: str) -> list[int]:
         return [index for index in self.of_model(model) if index in self.free_gpus]
