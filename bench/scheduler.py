@@ -712,6 +712,8 @@ def measure(options: argparse.Namespace) -> dict[str, object]:
     # first pass reads the whole queue, as a real one would.
     scheduler._QUEUE = scheduler._QueueCache()
     scheduler._HELD = scheduler._HeldCache()
+    scheduler._INVENTORIES = scheduler._Inventories()
+    scheduler._MEMOS = scheduler._Memos()
 
     violations = Violations()
     passes = [timed_pass(profile=1 in options.profile_pass)]

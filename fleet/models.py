@@ -38,6 +38,9 @@ class Host(models.Model):
     state = models.CharField(max_length=16, choices=HostState.choices, default=HostState.ONLINE)
     registered_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now)
+    # One more at each registration, which is what writes the GPUs and labels: the scheduler
+    # reads a host's again only when this changes, not on every pass.
+    inventory_version = models.PositiveIntegerField(default=1, editable=False)
 
     def __str__(self) -> str:
         return self.name

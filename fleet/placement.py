@@ -72,6 +72,22 @@ class HostCapacity:
     gpu_memo: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass
+class FleetMemo:
+    """What a pass works out from the hosts alone, not from what they hold: the kinds of host
+    there are for a GPU model and labels, and why a shape could not run even on empty hosts.
+
+    A caller that hands the same hosts pass after pass (the same names in the same order, with
+    the same inventories, labels and ``accepting``) may hand the same memo, and the answers
+    carry over. ``fleet`` is the caller's token for those hosts: a caller whose hosts changed
+    makes a new memo.
+    """
+
+    fleet: Hashable = None
+    kinds: dict[tuple[str, "Labels"], dict["_Kind", list[int]]] = field(default_factory=dict)
+    verdicts: dict[tuple["_Shape", int, str], "_Verdict | None"] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Request:
     """One queued job: what each of its replicas needs, and whom it counts against.
@@ -217,10 +233,13 @@ def place(
 
 
 def place_groups(
-    hosts: Sequence[HostCapacity], groups: Sequence[Group], policy: Policy = Policy()
+    hosts: Sequence[HostCapacity],
+    groups: Sequence[Group],
+    policy: Policy = Policy(),
+    memo: FleetMemo | None = None,
 ) -> GroupsResult:
     """``place`` for jobs given in groups: what the scheduler reads the queue as."""
-    return _Pass(hosts, policy).run(groups)
+    return _Pass(hosts, policy, memo or FleetMemo()).run(groups)
 
 
 def _grouped(requests: Sequence[Request]) -> list[Group]:
@@ -244,10 +263,10 @@ def _group_key(request: Request) -> Hashable:
 class _Pass:
     """One pass over the queue: what is placed, and why the rest is not."""
 
-    def __init__(self, hosts: Sequence[HostCapacity], policy: Policy) -> None:
+    def __init__(self, hosts: Sequence[HostCapacity], policy: Policy, memo: FleetMemo) -> None:
         self.fleet = _Fleet(hosts)
         self.ledger = _Ledger(policy)
-        self.verdicts = _Verdicts(hosts, self.fleet.of_model)
+        self.verdicts = _Verdicts(hosts, self.fleet.of_model, memo)
         self.failures = _Failures()
         self.placed: list[Placement] = []
         self.waiting: list[GroupWaiting] = []
@@ -693,12 +712,15 @@ class _Verdicts:
     """Why a shape cannot run even on empty hosts, if so: the same for all its jobs, so once."""
 
     def __init__(
-        self, hosts: Sequence[HostCapacity], of_model: Callable[[int, str], tuple[int, ...]]
+        self,
+        hosts: Sequence[HostCapacity],
+        of_model: Callable[[int, str], tuple[int, ...]],
+        memo: FleetMemo,
     ) -> None:
         self._of_model = of_model  # a host's GPUs of a model, by position: the fleet's, shared
         self._hosts = hosts
-        self._kinds: dict[tuple[str, Labels], dict[_Kind, list[int]]] = {}
-        self._known: dict[tuple[_Shape, int, str], _Verdict | None] = {}
+        self._kinds = memo.kinds
+        self._known = memo.verdicts
 
     def of(self, shape: _Shape, request: Request) -> _Verdict | None:
         # The model as written goes in the key only for the reason's wording.

@@ -17,7 +17,7 @@ import fcntl
 import json
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,19 +29,24 @@ from typing import Any, NamedTuple, TypedDict, cast
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
+    Count,
     ExpressionWrapper,
+    F,
     Q,
     QuerySet,
+    Sum,
     TextField,
     Value,
 )  # fmt: skip
-from django.db.models.functions import MD5, Cast, Concat
+from django.db.models.functions import Cast, Mod
 from django.utils import timezone
 
 from fleet.delivery import deliver_on_commit
 from fleet.models import Allocation, Host, HostState, Quota, host_queue
 from fleet.placement import (
+    FleetMemo,
     Gpu,
     Group,
     GroupsResult,
@@ -122,7 +127,8 @@ def schedule(*, now: datetime | None = None) -> ScheduleSummary:
             return {"ran": True, "placed": 0, "waiting": 0}
         holdings = _HELD.read()
         fleet = _Fleet.read(now, holdings)
-        result = place_groups(fleet.capacities, groups, policy_read(holdings))
+        memo = _MEMOS.of(fleet.token)
+        result = place_groups(fleet.capacities, groups, policy_read(holdings), memo)
         placed = _allocate(result, groups, fleet)
         _publish(result)
     return {"ran": True, "placed": placed, "waiting": sum(len(w.job_ids) for w in result.waiting)}
@@ -152,9 +158,20 @@ class _QueueCache:
     """The queued jobs, grouped, kept by this process from one pass to the next.
 
     Reading every queued job's row on every pass costs more than the rest of a pass with a
-    long queue. What a queued job asks for is fixed when it is submitted, so a pass reads which
-    jobs are queued (their ids alone, a third of the cost), drops those gone, and reads whole
-    only the jobs new since. Ids are never reused, so a cached job is the job of that id.
+    long queue, and so does reading every queued job's id. What a queued job asks for is fixed
+    when it is submitted, and ids are never reused, so a cached job is the job of that id. A
+    pass asks the database for a fingerprint of the queued ids up to the highest one this
+    process knows (their count, sum and sum of squares: one row back rather than tens of
+    thousands) and reads the rows of the ids above it. When the fingerprint is the one of the
+    ids kept, those are the queued ids: what the passes of this process placed it took out on
+    commit (``note_left``), and nobody else took one out or put one back. Otherwise (a job
+    cancelled while queued, one queued again, another scheduler process's placements, an id
+    committed out of order) the pass reads every queued id, drops those gone and reads whole
+    those new.
+
+    Two different sets of ids with the same count, sum and sum of squares differ in at least
+    three ids each, chosen to balance two equations: not what cancels and retries make. SQLite
+    reads the ids every pass.
     Used under the placement lock, one pass at a time; a pass reads the lists it is given and
     is over before the next changes them.
     """
@@ -162,11 +179,17 @@ class _QueueCache:
     def __init__(self) -> None:
         self._jobs: dict[int, tuple[GroupKey, Age]] = {}
         self._groups: Members = {}
+        self._top = 0  # the highest id read: those above it are new
+        self._print = _Fingerprint()
 
     def read(self) -> Members:
+        # SQLite's sums overflow rather than widen: it reads the ids, as its queues are short.
+        fast = self._jobs and connection.vendor == "postgresql"
+        if fast and _queued_fingerprint(self._top) == self._print:
+            self._add(Job.objects.queued().filter(id__gt=self._top))
+            return self._groups
         queued = {job_id for (job_id,) in _rows(Job.objects.queued().values_list("id"))}
-        for job_id in self._jobs.keys() - queued:
-            self._drop(job_id)
+        self.note_left(self._jobs.keys() - queued)
         new = queued - self._jobs.keys()
         if len(new) > BATCH:
             # Much of the queue (the first pass of a process): all of it in one read, rather
@@ -176,6 +199,13 @@ class _QueueCache:
             self._add(Job.objects.filter(id__in=new), new)
         return self._groups
 
+    def note_left(self, job_ids: Iterable[int]) -> None:
+        """Take out jobs no longer queued: what a pass of this process moved, once committed."""
+        gone = [job_id for job_id in job_ids if job_id in self._jobs]
+        for job_id in gone:
+            self._drop(job_id)
+        self._print = self._print.minus(gone)
+
     def _drop(self, job_id: int) -> None:
         key, age = self._jobs.pop(job_id)
         ids, ages = self._groups[key]
@@ -184,25 +214,76 @@ class _QueueCache:
         if not ids:
             del self._groups[key]
 
-    def _add(self, jobs: QuerySet[Job, Job], new: set[int]) -> None:
+    def _add(self, jobs: QuerySet[Job, Job], new: set[int] | None = None) -> None:
+        """Keep the queued ``jobs`` (of them, only ids in ``new`` if given)."""
         # The time as text: Django's conversion of each time costs more than the rest here.
         rows = jobs.order_by("created_at", "id").values_list(
             "id", *GROUP_FIELDS, Cast("created_at", TextField())
         )
+        kept = []
         for job_id, *key, submitted in _rows(rows):
-            if job_id not in new:
-                continue  # cached already, or queued since the ids were read: next pass
-            group: GroupKey = tuple(key)
-            age = (datetime.fromisoformat(submitted), job_id)
-            self._jobs[job_id] = (group, age)
-            ids, ages = self._groups.setdefault(group, ([], []))
-            if not ages or ages[-1] < age:
-                ids.append(job_id)  # the usual case: newer than all its group holds
-                ages.append(age)
-            else:
-                at = bisect_left(ages, age)
-                ids.insert(at, job_id)
-                ages.insert(at, age)
+            if (new is not None and job_id not in new) or job_id in self._jobs:
+                continue  # kept already, or queued since the ids were read: next pass
+            self._keep(job_id, tuple(key), (datetime.fromisoformat(submitted), job_id))
+            kept.append(job_id)
+        self._print = self._print.plus(kept)
+        self._top = max([self._top, *kept])
+
+    def _keep(self, job_id: int, group: GroupKey, age: Age) -> None:
+        self._jobs[job_id] = (group, age)
+        ids, ages = self._groups.setdefault(group, ([], []))
+        if not ages or ages[-1] < age:
+            ids.append(job_id)  # the usual case: newer than all its group holds
+            ages.append(age)
+        else:
+            at = bisect_left(ages, age)
+            ids.insert(at, job_id)
+            ages.insert(at, age)
+
+
+class _Fingerprint(NamedTuple):
+    """Of a set of ids: how many, their sum and the sum of their squares (``_square``)."""
+
+    ids: int = 0
+    total: int = 0
+    squares: int = 0
+
+    def plus(self, job_ids: list[int]) -> "_Fingerprint":
+        squares = sum(map(_square, job_ids))
+        return _Fingerprint(
+            self.ids + len(job_ids), self.total + sum(job_ids), self.squares + squares
+        )
+
+    def minus(self, job_ids: list[int]) -> "_Fingerprint":
+        squares = sum(map(_square, job_ids))
+        return _Fingerprint(
+            self.ids - len(job_ids), self.total - sum(job_ids), self.squares - squares
+        )
+
+
+# The largest number whose square fits a bigint: an id's square is taken of the id modulo this,
+# so that it fits too. PostgreSQL sums bigints into a wider number without overflow, and fast;
+# numeric arithmetic, which would square any id, costs three times the whole read.
+_ROOT = 3_037_000_499
+
+
+def _square(job_id: int) -> int:
+    return (job_id % _ROOT) ** 2
+
+
+def _queued_fingerprint(top: int) -> _Fingerprint:
+    """The fingerprint of the queued ids up to ``top``."""
+    root = Mod(F("id"), Value(_ROOT))
+    found = (
+        Job.objects.queued()
+        .filter(id__lte=top)
+        .aggregate(
+            ids=Count("id"),
+            total=Sum("id"),
+            squares=Sum(ExpressionWrapper(root * root, output_field=BigIntegerField())),
+        )
+    )
+    return _Fingerprint(found["ids"], int(found["total"] or 0), int(found["squares"] or 0))
 
 
 _QUEUE = _QueueCache()
@@ -365,37 +446,32 @@ Inventory = tuple[tuple[Gpu, ...], Mapping[str, str], dict[str, tuple[int, ...]]
 class _Inventories:
     """The hosts' GPUs and labels, kept by this process between passes.
 
-    They change when an agent registers again, not from one pass to the next: a pass reads a
-    digest of each host's (a few bytes, not the JSON of eight GPUs), and the GPUs and labels
-    only of hosts whose digest is new to this process.
+    They change when an agent registers, not from one pass to the next: a pass reads each
+    host's ``inventory_version`` (an integer, not the JSON of eight GPUs), and the GPUs and
+    labels only of hosts whose version is new to this process.
     """
 
     def __init__(self) -> None:
-        self._known: dict[int, tuple[str, Inventory]] = {}
+        self._known: dict[int, tuple[int, Inventory]] = {}
 
-    def of(self, digests: dict[int, str]) -> dict[int, Inventory]:
-        stale = [host for host, digest in digests.items() if self._digest(host) != digest]
+    def of(self, versions: dict[int, int]) -> dict[int, Inventory]:
+        stale = [host for host, version in versions.items() if self._version(host) != version]
         for first in range(0, len(stale), BATCH):
             rows = Host.objects.filter(id__in=stale[first : first + BATCH]).values_list(
-                "id", Cast("gpus", TextField()), Cast("labels", TextField()), _DIGEST
+                "id", Cast("gpus", TextField()), Cast("labels", TextField()), "inventory_version"
             )
-            for host, gpus, labels, digest in _rows(rows):
+            for host, gpus, labels, version in _rows(rows):
                 gpu_list = tuple(Gpu(gpu["index"], gpu["model"]) for gpu in json.loads(gpus))
                 # Read-only: the same mapping goes to every pass.
                 labels_read = MappingProxyType(json.loads(labels))
-                self._known[host] = (digest, (gpu_list, labels_read, {}))
-        return {host: self._known[host][1] for host in digests}
+                self._known[host] = (version, (gpu_list, labels_read, {}))
+        return {host: self._known[host][1] for host in versions}
 
-    def _digest(self, host: int) -> str | None:
+    def _version(self, host: int) -> int | None:
         known = self._known.get(host)
         return None if known is None else known[0]
 
 
-_DIGEST = MD5(
-    Concat(
-        Cast("gpus", TextField()), Value("|"), Cast("labels", TextField()), output_field=TextField()
-    )
-)
 _INVENTORIES = _Inventories()
 
 
@@ -409,6 +485,9 @@ class _Host:
 class _Fleet:
     hosts: dict[str, _Host] = field(default_factory=dict)
     capacities: list[HostCapacity] = field(default_factory=list)
+    # What placement's FleetMemo depends on: the hosts in order, their inventories (a host's
+    # CPUs, memory, GPUs and labels change only with its version) and whether each takes work.
+    token: tuple[tuple[int, int, bool], ...] = ()
 
     @classmethod
     def read(cls, now: datetime, held: _Held) -> "_Fleet":
@@ -420,11 +499,11 @@ class _Fleet:
         hosts = (
             Host.objects.order_by("name")
             .annotate(accepting=accepting)
-            .values_list("id", "name", "cpus", "memory_mb", "accepting", _DIGEST)
+            .values_list("id", "name", "cpus", "memory_mb", "accepting", "inventory_version")
         )
         rows = _rows(hosts)
         inventories = _INVENTORIES.of({row[0]: row[-1] for row in rows})
-        fleet = cls()
+        fleet = cls(token=tuple((row[0], row[-1], bool(row[-2])) for row in rows))
         for host_id, name, cpus, memory_mb, takes_work, _ in rows:
             gpus, labels, gpu_memo = inventories[host_id]
             fleet.hosts[name] = _Host(host_id, host_queue(name))
@@ -446,6 +525,21 @@ class _Fleet:
         return fleet
 
 
+class _Memos:
+    """Placement's ``FleetMemo``, kept by this process for as long as the fleet is the same."""
+
+    def __init__(self) -> None:
+        self._memo = FleetMemo()
+
+    def of(self, token: Hashable) -> FleetMemo:
+        if self._memo.fleet != token:
+            self._memo = FleetMemo(token)
+        return self._memo
+
+
+_MEMOS = _Memos()
+
+
 def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     """Move the placed jobs to ``scheduled`` and write their allocations, in the loop's
     transaction: a job stopped meanwhile refuses the move and gets no allocation. Their hosts
@@ -456,10 +550,12 @@ def _allocate(result: GroupsResult, groups: list[Group], fleet: _Fleet) -> int:
     placed = _groups_placed(result, groups)
     # Stamped now, after the reads: a GPU released while the pass read is held from after its
     # release, not from the pass's start.
-    rows = _allocations(placements, placed, fleet, timezone.now())
-    ids = _allocations_write(moved, rows)
-    # What the next pass would read back: this process knows it once it commits.
+    rows = _allocations(placements, placed, fleet)
+    ids = _allocations_write(moved, rows, timezone.now())
+    # What the next pass would read back: this process knows it once it commits. The jobs the
+    # move refused are no longer queued either.
     transaction.on_commit(partial(_HELD.note, _held_by(rows, ids, placed)))
+    transaction.on_commit(partial(_QUEUE.note_left, list(reasons)))
     starts: dict[str, list[int]] = defaultdict(list)
     for placement in placements:
         starts[fleet.hosts[placement.replicas[0].host].queue].append(placement.job_id)
@@ -487,19 +583,18 @@ class _Row(NamedTuple):
     cpus: float
     memory_mb: int
     gpu_indices: tuple[int, ...]
-    created_at: datetime
 
 
 def _allocations(
-    placements: list[Placement], groups: dict[int, Group], fleet: _Fleet, now: datetime
+    placements: list[Placement], groups: dict[int, Group], fleet: _Fleet
 ) -> list[_Row]:
     rows = []
     for placement in placements:
         request = groups[placement.job_id].request
         for replica, slot in enumerate(placement.replicas):
             host = fleet.hosts[slot.host].id
-            row = _Row(placement.job_id, replica, host, request.cpus, request.memory_mb, (), now)
-            rows.append(row._replace(gpu_indices=slot.gpu_indices))
+            cpus, memory_mb = request.cpus, request.memory_mb
+            rows.append(_Row(placement.job_id, replica, host, cpus, memory_mb, slot.gpu_indices))
     return rows
 
 
@@ -513,29 +608,37 @@ def _held_by(rows: list[_Row], ids: list[int], groups: dict[int, Group]) -> dict
     return held
 
 
-def _allocations_write(jobs: set[int], rows: list[_Row]) -> list[int]:
-    """Write ``rows`` in place of what ``jobs`` had; their ids, in their order."""
+def _allocations_write(jobs: set[int], rows: list[_Row], now: datetime) -> list[int]:
+    """Write ``rows``, created ``now``, in place of what ``jobs`` had; their ids, in order."""
     # A job queued again after its host went away still has the released rows of its last try.
     if connection.vendor != "postgresql":
         Allocation.objects.filter(job_id__in=jobs).delete()
         made = Allocation.objects.bulk_create(  # sets the ids, on SQLite too
-            [Allocation(**{**row._asdict(), "gpu_indices": list(row.gpu_indices)}) for row in rows],
+            [
+                Allocation(
+                    **{**row._asdict(), "gpu_indices": list(row.gpu_indices)}, created_at=now
+                )
+                for row in rows
+            ],
             batch_size=BATCH,
         )
         return [allocation.id for allocation in made]
     table = Allocation._meta.db_table
+    # The rows as one JSON text, and the jobs as one array literal: psycopg would quote each
+    # element of array parameters in Python, which for thousands of rows costs more than the
+    # statements.
+    given = json.dumps(rows)  # each row a list, in _Row's order
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE job_id = ANY(%s::bigint[])", [sorted(jobs)])
-        # One statement of arrays: bulk_create's rows of parameters cost a second for thousands.
-        arrays: list[list[Any]] = [[getattr(row, name) for row in rows] for name in _Row._fields]
-        gpus = _Row._fields.index("gpu_indices")
-        arrays[gpus] = [json.dumps(indices) for indices in arrays[gpus]]
-        types = ("bigint", "int", "bigint", "float8", "int", "jsonb", "timestamptz")
-        given = ", ".join(f"%s::{kind}[]" for kind in types)
         cursor.execute(
-            f"INSERT INTO {table} ({', '.join(_Row._fields)})"
-            f" SELECT * FROM unnest({given}) RETURNING id, job_id, replica",
-            arrays,
+            f"DELETE FROM {table} WHERE job_id = ANY(%s::bigint[])",
+            ["{" + ",".join(map(str, sorted(jobs))) + "}"],
+        )
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(_Row._fields)}, created_at)"
+            " SELECT (r->>0)::bigint, (r->>1)::int, (r->>2)::bigint, (r->>3)::float8,"
+            " (r->>4)::int, r->5, %s FROM jsonb_array_elements(%s::jsonb) AS r"
+            " RETURNING id, job_id, replica",
+            [now, given],
         )
         ids = {(job, replica): row_id for row_id, job, replica in cursor.fetchall()}
     return [ids[row.job_id, row.replica] for row in rows]

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Team, User
@@ -60,7 +61,9 @@ def host_register(
         fields["labels"] = dict(labels)
     with transaction.atomic():
         _, created = Host.objects.update_or_create(
-            name=name, defaults=fields, create_defaults={**fields, "registered_at": now}
+            name=name,
+            defaults={**fields, "inventory_version": F("inventory_version") + 1},
+            create_defaults={**fields, "registered_at": now},
         )
         if not created:
             host_set_state(name, HostState.ONLINE, from_states=[HostState.OFFLINE])

@@ -1,5 +1,6 @@
 """The placement loop on the real database: allocations, statuses, messages, one loop at once."""
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -9,14 +10,25 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 from pytest_django.fixtures import Settings
 
 from fleet import scheduler
+from fleet.inventory import Inventory
 from fleet.models import Allocation, Host, HostState
-from fleet.placement import Group, GroupsResult, HostCapacity, Policy, Usage, place_groups
+from fleet.placement import (
+    FleetMemo,
+    Group,
+    GroupsResult,
+    HostCapacity,
+    Policy,
+    Usage,
+    place_groups,
+)
 from fleet.scheduler import ScheduleSummary, placement_lock, schedule
+from fleet.services import host_register, host_set_state
 from jobs.models import Job, JobStatus
 from jobs.status import job_transition
 from tests.fleet.conftest import HOST_TIMEOUT_S, SentTask, message_taken, waiting_reason
@@ -152,6 +164,24 @@ def test_hosts_that_take_no_new_work_get_nothing(
     assert sent == []
 
 
+def test_what_a_pass_learnt_of_the_hosts_is_forgotten_when_one_stops_taking_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scheduler, "_MEMOS", scheduler._Memos())
+    HostFactory.create(name="big", gpus=gpus(2))
+    HostFactory.create(name="small", gpus=gpus(1))
+    _, second = JobFactory.create_batch(2, machine_type=machine_type("gpu2", gpus=2))
+    assert schedule()["placed"] == 1
+    assert waiting_reason(second) == "waiting: no host with gpu2 free"
+
+    host_set_state("big", HostState.DRAINING)
+    schedule()
+
+    assert waiting_reason(second) == (
+        "waiting for a host: those that could run it (big) take no new work now"
+    )
+
+
 def test_a_job_no_host_can_ever_run_says_why() -> None:
     HostFactory.create(gpus=gpus(1))
     job = JobFactory.create(machine_type=machine_type("gpu2"))
@@ -176,9 +206,9 @@ def spy_on_place(monkeypatch: pytest.MonkeyPatch, after: Callable[[GroupsResult]
     """Run ``after`` once placement has decided, before the loop writes anything."""
 
     def placing(
-        hosts: Sequence[HostCapacity], groups: Sequence[Group], policy: Policy
+        hosts: Sequence[HostCapacity], groups: Sequence[Group], policy: Policy, memo: FleetMemo
     ) -> GroupsResult:
-        result = place_groups(hosts, groups, policy)
+        result = place_groups(hosts, groups, policy, memo)
         after(result)
         return result
 
@@ -373,6 +403,51 @@ def test_the_queue_kept_between_passes_follows_what_leaves_and_joins_it() -> Non
     assert by_age[0][1] == oldest.id
 
 
+def whole_queue_reads(queries: Sequence[dict[str, Any]]) -> list[str]:
+    """The statements that read every queued job's id: what a pass with its fingerprint
+    matched does not."""
+    only_ids = re.compile(r'^SELECT "jobs_job"."id"( AS "id")? FROM "jobs_job" WHERE [^>]*$')
+    return [query["sql"] for query in queries if only_ids.match(query["sql"])]
+
+
+def test_a_pass_takes_out_what_it_placed_and_the_next_reads_only_the_new_ids(
+    django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "_QUEUE", scheduler._QueueCache())
+    HostFactory.create(gpus=gpus(2))
+    JobFactory.create_batch(4, machine_type=machine_type("gpu"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert schedule()["placed"] == 2
+    late = JobFactory.create(machine_type=machine_type("gpu"))
+
+    with CaptureQueriesContext(connection) as queries:
+        kept = scheduler._QUEUE.read()
+
+    assert whole_queue_reads(queries.captured_queries) == []
+    assert kept == scheduler._QueueCache().read()
+    assert late.id in [job_id for ids, _ in kept.values() for job_id in ids]
+
+
+def test_a_job_queued_again_with_an_older_id_is_seen_by_the_next_pass(
+    django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "_QUEUE", scheduler._QueueCache())
+    host = HostFactory.create(gpus=gpus(1))
+    first, second = JobFactory.create_batch(2, machine_type=machine_type("gpu"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert schedule()["placed"] == 1
+    # Its host went away before it started: queued again, below the newest id.
+    Host.objects.filter(id=host.id).update(state=HostState.OFFLINE)
+    assert job_transition(first.id, JobStatus.QUEUED)
+
+    with CaptureQueriesContext(connection) as queries:
+        kept = scheduler._QUEUE.read()
+
+    assert len(whole_queue_reads(queries.captured_queries)) == 1
+    assert kept == scheduler._QueueCache().read()
+    assert sorted(job_id for ids, _ in kept.values() for job_id in ids) == [first.id, second.id]
+
+
 def test_what_is_held_kept_between_passes_follows_allocations_made_and_released() -> None:
     from fleet.services import allocation_release
     from tests.factories import ProjectFactory, TeamFactory, UserFactory
@@ -446,7 +521,8 @@ def test_a_host_registered_again_with_other_gpus_is_seen_by_the_next_pass(
     job = JobFactory.create(machine_type=two)
     assert schedule()["placed"] == 0
 
-    Host.objects.filter(id=host.id).update(gpus=gpus(2), labels={"zone": "eu"})
+    inventory = Inventory(cpus=host.cpus, memory_mb=host.memory_mb, gpus=gpus(2))
+    host_register(host.name, inventory, labels={"zone": "eu"})
 
     assert schedule()["placed"] == 1
     assert Allocation.objects.get(job=job).gpu_indices == [0, 1]
