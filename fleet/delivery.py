@@ -43,13 +43,15 @@ def deliver(starts: Starts) -> None:
         send_starts(starts)
         return
     queues = list(starts)
-    for first in range(0, len(queues), DISPATCH_HOSTS):
-        chunk = {queue: list(starts[queue]) for queue in queues[first : first + DISPATCH_HOSTS]}
-        try:
+    with app.producer_or_acquire() as producer:
+        for first in range(0, len(queues), DISPATCH_HOSTS):
+            chunk = {queue: list(starts[queue]) for queue in queues[first : first + DISPATCH_HOSTS]}
             # Named, not printed: Celery would otherwise walk the whole mapping to show it.
-            app.send_task(DISPATCH_TASK, args=[chunk], argsrepr=f"[<jobs of {len(chunk)} hosts>]")
-        except Exception:
-            logger.exception("could not hand %d hosts' jobs to fleet.dispatch", len(chunk))
+            shown = f"[<jobs of {len(chunk)} hosts>]"
+            try:
+                app.send_task(DISPATCH_TASK, args=[chunk], argsrepr=shown, producer=producer)
+            except Exception:
+                logger.exception("could not hand %d hosts' jobs to fleet.dispatch", len(chunk))
 
 
 def send_starts(starts: Starts) -> None:
