@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from fleet.models import Allocation, Host, HostState
 from fleet.services import allocation_release, host_set_state, schedule_soon
-from jobs.models import FINISHED, Job, JobStatus
+from jobs.models import FINISHED, Job, JobMode, JobStatus
 from jobs.status import job_transition
 
 # The statuses in which a job is in the hands of a host's agent.
@@ -111,6 +111,7 @@ def _silent_jobs(cutoff: datetime) -> QuerySet[Job]:
     )
     return (
         Job.objects.filter(status__in=ON_HOST)
+        .exclude(mode=JobMode.EXTERNAL)  # no host, no heartbeat: its client ends it
         .alias(last_sign=last_sign)
         .filter(last_sign__lt=cutoff)
     )

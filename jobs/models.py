@@ -76,6 +76,9 @@ class JobMode(models.TextChoices):
     JOB = "job"
     SERVE = "serve"
     WORKSPACE = "workspace"
+    # A run tracked from elsewhere (the MLflow client or ferry.init() on a laptop): nothing
+    # runs it here; it is created running and its client says when it ends.
+    EXTERNAL = "external"
 
 
 class JobQuerySet(models.QuerySet["Job"]):

@@ -12,6 +12,7 @@ Anything else is ordinary output and is ignored: parsing never fails on what a j
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeGuard
 
 MAX_KEY_CHARS = 250  # Metric.key's max_length
@@ -29,6 +30,7 @@ class MetricPoint:
     key: str
     value: float
     step: int | None  # None: the next step of its key, assigned when recorded
+    timestamp: datetime | None = None  # None: when it is recorded
 
 
 def parse_metric_line(line: bytes) -> MetricPoint | None:
