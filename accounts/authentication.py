@@ -34,6 +34,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 "The API token is unknown, revoked or expired; create a new one."
             )
         _check_scope(token, request)
+        _check_job_token(token, request)
         return token.user, token
 
     def authenticate_header(self, request: HttpRequest) -> str:
@@ -52,4 +53,15 @@ def _check_scope(token: ApiToken, request: Request) -> None:
     if token.scope == TokenScope.READ and request.method not in SAFE_METHODS:
         raise exceptions.PermissionDenied(
             "This API token is read-only; use a token with the 'write' scope to change things."
+        )
+
+
+def _check_job_token(token: ApiToken, request: Request) -> None:
+    """A job's own token works only where a view says it takes one (``accepts_job_tokens``):
+    the endpoints that record tracking data, which check it names that job."""
+    view = request.parser_context.get("view") if request.parser_context else None
+    if token.job_id is not None and not getattr(view, "accepts_job_tokens", False):
+        raise exceptions.PermissionDenied(
+            f"This token is job {token.job_id}'s own: it only records that job's metrics, "
+            "params and tags. Use one of your own tokens for anything else."
         )

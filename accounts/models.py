@@ -90,6 +90,11 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A job's own token, handed to its code (the SDK, MLflow's client): valid while the job is
+    # unfinished, and only for recording that job's tracking data.
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 

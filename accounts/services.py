@@ -15,6 +15,7 @@ from accounts.models import ApiToken, Membership, Team, TokenScope, User
 from accounts.policy import TeamAction, authorize_team
 from accounts.roles import Role
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from jobs.models import FINISHED, Job
 
 TOKEN_PREFIX = "fry_"
 
@@ -268,16 +269,35 @@ def api_token_revoke(*, user: User, token_id: int) -> None:
         raise NotFound(f"You have no active token with id {token_id}.")
 
 
+def api_token_for_job(job: Job) -> str | None:
+    """A token for the code of ``job`` to record its tracking data with, as its creator; it
+    stops working when the job finishes. Returns the secret, which is not kept; None if the
+    job's creator is gone (its code then records nothing through the API)."""
+    if job.created_by_id is None:
+        return None
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    ApiToken.objects.create(
+        user_id=job.created_by_id,
+        job=job,
+        name=f"job {job.id}",
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        digest=ApiToken.digest_of(secret),
+        scope=TokenScope.WRITE,
+    )
+    return secret
+
+
 def api_token_authenticate(secret: str) -> ApiToken | None:
-    """The active token matching ``secret``, with its user loaded; ``None`` if there is none."""
+    """The active token matching ``secret``, with its user (and job) loaded; ``None`` if there
+    is none, or if it is a job's and the job has finished."""
     now = timezone.now()
     token = (
         ApiToken.objects.active(now)
-        .select_related("user")
+        .select_related("user", "job")
         .filter(digest=ApiToken.digest_of(secret), user__is_active=True)
         .first()
     )
-    if token is None:
+    if token is None or (token.job is not None and token.job.status in FINISHED):
         return None
     _touch(token, now)
     return token

@@ -1,4 +1,5 @@
-"""URL routes: the REST API under /api/v1/, its schema and docs, the admin and /healthz."""
+"""URL routes: the REST API under /api/v1/, its schema and docs, the MLflow-compatible API,
+the admin and /healthz."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -16,11 +17,14 @@ api_v1 = [
     path("", include("jobs.urls")),
     path("", include("fleet.urls")),
     path("", include("fleet.admin_urls")),
+    path("", include("tracking.urls")),
 ]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include(api_v1)),
+    # What the unmodified `mlflow` client speaks, with MLFLOW_TRACKING_URI=<ferry>/compat/mlflow.
+    path("compat/mlflow/", include("tracking.mlflow_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Any other path under /api/ answers with the API's JSON error body, not an HTML page.

@@ -14,7 +14,15 @@ from blobs.services import tree_of_author
 from core.errors import Conflict, PermissionDenied, ValidationFailed
 from fleet.services import allocation_release, schedule_soon
 from jobs.inputs import InputRequest, resolve_inputs
-from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
+from jobs.models import (
+    Environment,
+    Job,
+    JobEvent,
+    JobInput,
+    JobMode,
+    JobStatus,
+    MachineType,
+)
 from jobs.status import job_transition
 from projects.events import project_event_publish
 from projects.models import Project
@@ -93,12 +101,9 @@ def _insert_job(
     code: Tree | None,
     restart_of: Job | None,
 ) -> Job:
-    # Lock the project so that two submits at once get numbers N and N+1, not both N.
-    Project.objects.select_for_update().filter(id=project.id).exists()
-    latest = Job.objects.filter(project=project).aggregate(latest=Max("number"))["latest"] or 0
     return Job.objects.create(
         project=project,
-        number=latest + 1,
+        number=_next_number(project),
         restart_of=restart_of,
         command=command,
         message=request.message,
@@ -112,6 +117,56 @@ def _insert_job(
         created_by=actor,
         idempotency_key=request.idempotency_key,
     )
+
+
+def _next_number(project: Project) -> int:
+    """The number of the project's next job. Call inside a transaction: the project stays
+    locked until it commits, so that two jobs made at once get N and N+1, not both N."""
+    Project.objects.select_for_update().filter(id=project.id).exists()
+    latest = Job.objects.filter(project=project).aggregate(latest=Max("number"))["latest"] or 0
+    return int(latest) + 1
+
+
+def external_run_create(*, actor: User, project: Project, name: str = "") -> Job:
+    """A run tracked from elsewhere (MLflow's client or ``ferry.init()`` on a laptop): a job of
+    mode ``external``, running from now, which nothing here runs; its client ends it
+    (``external_run_end``)."""
+    authorize_project(actor, project, ProjectAction.WRITE)
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.create(
+            project=project, number=_next_number(project), mode=JobMode.EXTERNAL, command="",
+            message=name, environment=_environment(""), machine_type=_machine_type(""),
+            status=JobStatus.RUNNING, created_by=actor, created_at=now, started_at=now,
+        )  # fmt: skip
+        JobEvent.objects.create(job=job, to_status=JobStatus.RUNNING, reason="started elsewhere")
+    return job
+
+
+# How an external run's client may end it, and the way there from running.
+_ENDINGS = {
+    JobStatus.SUCCEEDED: (JobStatus.SUCCEEDED,),
+    JobStatus.FAILED: (JobStatus.FAILED,),
+    JobStatus.STOPPED: (JobStatus.STOPPING, JobStatus.STOPPED),
+}
+
+
+def external_run_end(*, job: Job, outcome: JobStatus, reason: str = "") -> None:
+    """End an external run as its client says: succeeded, failed or stopped. Ending one that
+    has ended already changes nothing."""
+    if job.mode != JobMode.EXTERNAL:
+        raise Conflict(
+            f"Job {job} runs here: it ends when its command exits, or with 'ferry stop'.",
+            code="not_external",
+        )
+    if outcome not in _ENDINGS:
+        raise ValidationFailed(
+            f"A run ends as succeeded, failed or stopped, not {outcome}.",
+            fields={"status": ["Use succeeded, failed or stopped."]},
+            code="invalid_status",
+        )
+    for status in _ENDINGS[outcome]:
+        job_transition(job.id, status, reason=reason or "ended by its client")
 
 
 def _check_priority(actor: User, priority: int) -> None:
