@@ -38,7 +38,7 @@ def error_body(code: str, message: str, fields: Mapping[str, list[str]] | None =
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: map every known failure to the error body; others stay 500s."""
-    translated = _translate(exc)
+    translated = known_error(exc)
     if translated is None:
         return None
     status, body, headers = translated
@@ -46,7 +46,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     return Response(body, status=status, headers=headers)
 
 
-def _translate(exc: Exception) -> tuple[int, ErrorBody, dict[str, str]] | None:
+def known_error(exc: Exception) -> tuple[int, ErrorBody, dict[str, str]] | None:
+    """The status, body and headers of an answer to a known failure; None for any other."""
     if isinstance(exc, DomainError):
         return exc.status_code, error_body(exc.code, exc.message, exc.fields), {}
     if isinstance(exc, drf.ValidationError):
