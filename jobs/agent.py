@@ -30,6 +30,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 from ferry.checkpoint import read_json, write_whole
 
+from accounts.services import api_token_for_job
 from blobs.cache import BlobCache, tree_files
 from blobs.models import Tree
 from fleet.models import Allocation
@@ -40,6 +41,7 @@ from jobs.logs import log_append, log_size
 from jobs.models import FINISHED, Environment, Job, JobStatus
 from jobs.requirements import with_requirements
 from jobs.status import job_transition
+from tracking.collect import Collectors, agent_nvml
 from tracking.parsing import MetricLineParser, MetricPoint
 from tracking.services import metrics_record
 
@@ -187,6 +189,7 @@ def watch(
         checkpoints_of(job, paths),
         log_at=(offset, offset - launched.log_base),
         attempt=job.attempt,
+        collectors=collectors_of(job, executor, launched.handle, paths),
     )
     if superseded(job):
         # Its host was given up on and the job queued again: the next attempt owns its status
@@ -219,6 +222,37 @@ class SetupLog:
         log_append(self.job_id, self.offset, bytes(self.buffer))
         self.offset += len(self.buffer)
         self.buffer, self.flushed_at = bytearray(), time.monotonic()
+
+
+def collectors_of(job: Job, executor: Executor, handle: Handle, paths: AgentPaths) -> Collectors:
+    allocation = Allocation.objects.filter(job_id=job.id, replica=0).first()
+    return Collectors(
+        job.id,
+        root_pid=executor.process_id(handle),
+        gpus=allocation.gpu_indices if allocation is not None else (),
+        output_dir=paths.job(job.id) / "output",
+        nvml=agent_nvml(),
+    )
+
+
+def tracking_env(job: Job) -> dict[str, str]:
+    """What the job's code needs to send its metrics, params and tags to this server: with
+    Ferry's SDK (FERRY_*), or with MLflow's client unchanged (MLFLOW_*: its run is the job).
+    Nothing where the job's author is gone (there is no one to record them as)."""
+    token = api_token_for_job(job)
+    if token is None:
+        return {}
+    base = settings.FERRY_URL.rstrip("/")
+    project = job.project
+    return {
+        "FERRY_URL": base,
+        "FERRY_TOKEN": token,
+        "FERRY_JOB_PATH": f"{project.full_name}/{job.number}",
+        "MLFLOW_TRACKING_URI": f"{base}/compat/mlflow",
+        "MLFLOW_TRACKING_TOKEN": token,
+        "MLFLOW_RUN_ID": str(job.id),
+        "MLFLOW_EXPERIMENT_ID": str(project.id),
+    }
 
 
 def checkpoints_of(job: Job, paths: AgentPaths) -> Checkpoints | None:
@@ -263,7 +297,8 @@ def prepare(job: Job, paths: AgentPaths, *, link_inputs: bool) -> JobSpec:
         workdir=workdir,
         mounts=mounts,
         env={f"FERRY_PARAM_{k.upper()}": str(v) for k, v in job.params.items()}
-        | {"FERRY_JOB": str(job)},
+        | {"FERRY_JOB": str(job)}
+        | tracking_env(job),
         resources=Resources(job.machine_type.cpus, job.machine_type.memory_mb, gpus),
         max_runtime_s=job.max_runtime_s,
         network=job.project.job_network,
@@ -279,9 +314,11 @@ def supervise(
     checkpoints: Checkpoints | None = None,
     log_at: tuple[int, int] = (0, 0),
     attempt: int = 1,
+    collectors: Collectors | None = None,
 ) -> Exit:
-    """Pump the log while the job runs; beat; keep checkpoints; stop it when asked. Returns
-    how it ended. ``log_at``: see ``pump_logs``; ``attempt``: the job's attempt this run is."""
+    """Pump the log while the job runs; beat; keep checkpoints; gather its system metrics and
+    TensorBoard scalars; stop it when asked. Returns how it ended. ``log_at``: see
+    ``pump_logs``; ``attempt``: the job's attempt this run is."""
     pump = threading.Thread(target=pump_logs, args=(job_id, executor, handle, *log_at), daemon=True)
     pump.start()
     stopping = False
@@ -290,6 +327,8 @@ def supervise(
         executor.keepalive(handle)
         if checkpoints is not None and not stopping:
             checkpoints.tick()
+        if collectors is not None:
+            collectors.tick()
         # Stopping asked for, or the server gave the job up (lost, or queued again: its
         # allocation is free and may be another job's already): either way the process must end.
         if (status in (JobStatus.STOPPING, SUPERSEDED) or status in FINISHED) and not stopping:
@@ -300,6 +339,8 @@ def supervise(
     pump.join()
     if checkpoints is not None:
         checkpoints.close()
+    if collectors is not None:
+        collectors.close()
     return ended
 
 

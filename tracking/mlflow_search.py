@@ -548,6 +548,8 @@ def _number_q(field: str, clause: Clause) -> Q:
 def _time_q(field: str, comparator: str, ms: float) -> Q:
     """MLflow's times are whole milliseconds, Ferry's are microseconds: compare the time cut
     down to its millisecond, as a range of datetimes (so that an index can serve it)."""
+    if not math.isfinite(ms):
+        raise _out_of_range(ms)
     if comparator == "!=":
         return Q(**{f"{field}__isnull": False}) & ~_time_q(field, "=", ms)
     if comparator == "=":
@@ -565,9 +567,11 @@ def _instant(ms: int) -> datetime:
     try:
         return _EPOCH + timedelta(milliseconds=ms)
     except OverflowError:
-        raise SearchError(
-            f"The time {ms} is out of range: give milliseconds since 1970-01-01 UTC."
-        ) from None
+        raise _out_of_range(ms) from None
+
+
+def _out_of_range(ms: float) -> SearchError:
+    return SearchError(f"The time {ms} is out of range: give milliseconds since 1970-01-01 UTC.")
 
 
 def _run_id_q(clause: Clause) -> Q:

@@ -265,6 +265,11 @@ class Executor(ABC):
         jobs can outlive their agent stops (as ``stop`` does: SIGTERM, grace, SIGKILL) a job not
         kept alive for that long. Harmless on a job that has ended or was cleaned up."""
 
+    def process_id(self, handle: Handle) -> int | None:
+        """The process, as this host numbers it, whose tree is the job (for sampling its CPU and
+        memory); None where the backend cannot tell or the job has ended."""
+        return None
+
     def check_handle(self, handle: Handle) -> None:
         if handle.backend != self.name:
             raise ValueError(f"A {handle.backend!r} handle given to the {self.name!r} executor.")

@@ -233,6 +233,15 @@ class DockerExecutor(WatchedExecutor):
             return
         renew_lease(job.paths.keepalive)
 
+    def process_id(self, handle: Handle) -> int | None:
+        # The container's first process, as the host numbers it; 0 once it has stopped.
+        try:
+            job = self._job(handle)
+            pid = self._engine.api.inspect_container(job.container)["State"]["Pid"]
+        except (JobNotFound, *_ENGINE_ERRORS):
+            return None
+        return pid if isinstance(pid, int) and pid > 0 else None
+
     # --- for the agent's start-up -------------------------------------------------------------
 
     def containers(self, under: Path | None = None) -> list[JobContainer]:

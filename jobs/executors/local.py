@@ -149,6 +149,11 @@ class LocalExecutor(WatchedExecutor):
             return
         renew_lease(job.paths.keepalive)
 
+    def process_id(self, handle: Handle) -> int | None:
+        # The command leads its own process group: its pid is the group's id.
+        pgid = handle.data.get("pgid")
+        return pgid if isinstance(pgid, int) else None
+
     def _job(self, handle: Handle) -> "_Job":
         self.check_handle(handle)
         state_dir, pgid = handle.data.get("state_dir"), handle.data.get("pgid")

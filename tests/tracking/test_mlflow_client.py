@@ -14,7 +14,8 @@ from accounts.models import User
 from accounts.services import api_token_create
 from jobs.models import Job, JobMode, JobStatus
 from tests.factories import UserFactory
-from tracking.models import MetricSeries, Param as ParamRow
+from tracking.models import MetricSeries
+from tracking.models import Param as ParamRow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
