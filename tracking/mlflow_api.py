@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
 from rest_framework import exceptions as drf
 from rest_framework.request import Request
@@ -27,12 +27,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
 from accounts.authentication import current_user
+from blobs.manifest import file_response
 from core.api.errors import known_error
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from jobs.models import Job
 from projects.models import Project
 from tracking import mlflow_runs as runs
 from tracking.access import check_may_read, check_may_record, job_token_of
+from tracking.artifacts import artifact_delete, artifact_get, artifact_put, artifacts_list
 from tracking.mlflow_search import RUN_NAME_TAG, SearchError, runs_matching
 from tracking.parsing import MetricPoint
 from tracking.selectors import metric_history
@@ -450,3 +452,70 @@ def _offset(raw: object) -> int:
 def _cursor(raw: object) -> tuple[int, int] | None:
     numbers = _numbers(raw, 2)
     return (numbers[0], numbers[1]) if numbers else None
+
+
+class LoggedModelSearchView(MlflowView):
+    """MLflow 3's logged models: Ferry records none (its models are jobs' outputs), so a search,
+    which the client makes whenever it lists a run's artifacts under a path, finds none. The
+    experiments named must still be ones the caller may see."""
+
+    def post(self, request: Request) -> HttpResponse:
+        ids = self.body(request).get("experiment_ids") or []
+        if not isinstance(ids, list):
+            raise ValidationFailed("experiment_ids must be a list of experiment ids.")
+        for experiment_id in ids:
+            self.experiment(request, experiment_id)
+        return answer({"models": []})
+
+
+# --- artifacts (the mlflow-artifacts proxy) -----------------------------------------------------
+#
+# A run's artifact URI is mlflow-artifacts:/<experiment>/<run>/artifacts; the client turns it
+# into paths under api/2.0/mlflow-artifacts/artifacts/ of the tracking URI.
+
+
+def _artifact_target(request: Request, location: str, *, record: bool) -> tuple[Job, str]:
+    """The run and the path within its files that ``location`` names."""
+    experiment, _, rest = location.strip("/").partition("/")
+    run_id, _, rest = rest.partition("/")
+    root, _, path = rest.partition("/")
+    if root != "artifacts" or not experiment.isdigit():
+        raise NotFound(
+            f"No artifact location {location!r}: expected <experiment>/<run>/artifacts/."
+        )
+    job = runs.run_find(run_id)
+    if str(job.project_id) != experiment:
+        raise NotFound(f"Run {run_id} is not in experiment {experiment}.")
+    (check_may_record if record else check_may_read)(request, job)
+    return job, path
+
+
+class ArtifactView(MlflowView):
+    parser_classes: list[type] = []  # the body is the file, read as a stream
+
+    def put(self, request: Request, location: str) -> HttpResponse:
+        job, path = _artifact_target(request, location, record=True)
+        runs.check_active(job)
+        artifact_put(job, path, request._request)  # Django's request reads as a stream
+        return answer({})
+
+    def get(self, request: Request, location: str) -> HttpResponseBase:
+        job, path = _artifact_target(request, location, record=False)
+        return file_response(artifact_get(job, path))
+
+    def delete(self, request: Request, location: str) -> HttpResponse:
+        job, path = _artifact_target(request, location, record=True)
+        artifact_delete(job, path)
+        return answer({})
+
+
+class ArtifactListView(MlflowView):
+    def get(self, request: Request) -> HttpResponse:
+        location = request.query_params.get("path", "")
+        job, directory = _artifact_target(request, location, record=False)
+        files = [
+            {"path": item.path, "is_dir": item.is_dir}
+            | ({} if item.size is None else {"file_size": item.size})
+            for item in artifacts_list(job, directory)
+        ]
+        return answer({"files": files})

@@ -24,9 +24,19 @@ ROUTES = {
     "runs/delete-tag": views.DeleteTagView,
     "runs/log-batch": views.LogBatchView,
     "metrics/get-history": views.MetricHistoryView,
+    "logged-models/search": views.LoggedModelSearchView,
 }
+
+ARTIFACTS = "api/2.0/mlflow-artifacts/artifacts"
 
 urlpatterns = [
     re_path(rf"^{PREFIX}/{path}\Z", view.as_view(), name=f"mlflow-{path.replace('/', '-')}")
     for path, view in ROUTES.items()
+] + [
+    re_path(rf"^{ARTIFACTS}\Z", views.ArtifactListView.as_view(), name="mlflow-artifacts-list"),
+    re_path(
+        rf"^{ARTIFACTS}/(?P<location>(?s:.+))\Z",
+        views.ArtifactView.as_view(),
+        name="mlflow-artifact",
+    ),
 ]

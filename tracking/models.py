@@ -149,3 +149,16 @@ class DeletedRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} deleted at {self.deleted_at}"
+
+
+class RunArtifacts(models.Model):
+    """The files logged to a job through MLflow's artifact API, as one tree: each file logged
+    makes a new tree of the earlier ones and it (trees are immutable, and a tree keeps its
+    blobs from the garbage collector)."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="run_artifacts")
+    tree = models.ForeignKey("blobs.Tree", on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.job_id} artifacts {self.tree_id}"

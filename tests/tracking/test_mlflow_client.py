@@ -1,10 +1,13 @@
 """The unmodified MLflow client against Ferry's MLflow-compatible API, on a live server."""
 
 import math
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import mlflow
 import pytest
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -105,3 +108,38 @@ def test_errors_come_as_mlflows(tracking: str) -> None:
         client.log_param(run.info.run_id, "lr", "0.2")
     assert changed.value.error_code == "INVALID_PARAMETER_VALUE"
     assert "cannot change" in changed.value.message
+
+
+def test_artifacts_go_up_list_and_come_back(tracking: str, tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"\x00\x01" * 1000)
+    (tmp_path / "model" / "config.json").write_text('{"layers": 3}')
+    (tmp_path / "notes.txt").write_text("first try")
+    mlflow.set_experiment("artifacts")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "notes.txt"))
+        mlflow.log_artifacts(str(tmp_path / "model"), artifact_path="model")
+
+    client = MlflowClient()
+    listed = {(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(run.info.run_id)}
+    assert listed == {("model", True, None), ("notes.txt", False, 9)}
+    inside = [f.path for f in client.list_artifacts(run.info.run_id, "model")]
+    assert inside == ["model/config.json", "model/weights.bin"]
+    back = Path(client.download_artifacts(run.info.run_id, "model", str(tmp_path / "back")))
+    assert (back / "weights.bin").read_bytes() == b"\x00\x01" * 1000
+    assert (back / "config.json").read_text() == '{"layers": 3}'
+
+
+def test_an_artifact_path_that_escapes_is_refused(tracking: str, live_server: LiveServer) -> None:
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("escape"))
+    location = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/../../x"
+    answer = requests.put(
+        f"{tracking}/api/2.0/mlflow-artifacts/artifacts/{location}",
+        data=b"x",
+        headers={"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"},
+        timeout=10,
+    )
+    assert answer.status_code in (400, 404)
+    assert answer.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
+    assert client.list_artifacts(run.info.run_id) == []
