@@ -286,9 +286,9 @@ class RunSearchView(MlflowView):
         order_by = data.get("order_by") or []
         if not isinstance(order_by, list):
             raise ValidationFailed("order_by must be a list of strings.")
-        view = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}.get(
-            str(data.get("run_view_type") or "ACTIVE_ONLY"), str(data.get("run_view_type"))
-        )
+        # The view by name, or by its number in MLflow's enum.
+        given = str(data.get("run_view_type") or "ACTIVE_ONLY")
+        view = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}.get(given, given)
         matching = runs_matching(jobs, data.get("filter") or "", order_by, view)
         limit = _limit(data.get("max_results"), SEARCH_PAGE, MAX_SEARCH_PAGE)
         offset = _offset(data.get("page_token"))

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 # What one read of one file takes at most, so that a huge file (or a job that logs images by
-# the thousand) cannot stall the caller; the rest is read next time.
-MAX_BYTES_PER_READ = 4 * 1024 * 1024
+# the thousand) cannot stall the caller; the rest is read next time. A MiB of scalar events
+# (some 20,000) takes about a second to decode and check in Python on a slow, busy machine.
+MAX_BYTES_PER_READ = 1024 * 1024
 # A single record bigger than one read is still read, whole, up to this size: TensorFlow 1's
 # merged summaries put scalars and images in one event. Anything bigger is a graph or a batch
 # of images, never a scalar worth the memory; it is skipped unread.
@@ -63,6 +64,8 @@ _FLOAT = struct.Struct("<f")
 
 @dataclass(frozen=True)
 class ScalarPoint:
+    """One value of the scalar ``key`` at ``step``."""
+
     key: str
     step: int
     wall_time: float  # seconds since the epoch, as the writer stamped the event
@@ -127,27 +130,19 @@ def _fields(data: bytes) -> Iterator[_Field]:
     position = 0
     while position < len(data):
         key, position = _varint(data, position)
-        field, position = _field(data, position, key >> 3, key & 7)
-        yield field
-
-
-def _field(data: bytes, position: int, number: int, wire: int) -> tuple[_Field, int]:
-    if wire == _VARINT:
-        value, position = _varint(data, position)
-        return _Field(number, wire, value, b""), position
-    if wire == _LEN:
-        length, position = _varint(data, position)
-        payload, position = _take(data, position, length)
-    elif wire in (_I64, _I32):
-        payload, position = _take(data, position, 8 if wire == _I64 else 4)
-    elif wire == _START_GROUP:  # proto2's groups: obsolete, but a skippable wire type all the same
-        payload, position = b"", _skip_group(data, position, number)
-    else:
-        raise _Malformed(f"wire type {wire} of field {number}")
-    return _Field(number, wire, 0, payload), position
+        number, wire = key >> 3, key & 7
+        if wire == _VARINT:
+            value, position = _varint(data, position)
+            yield _Field(number, wire, value, b"")
+        else:
+            start, position = _payload(data, position, number, wire)
+            yield _Field(number, wire, 0, data[start:position])
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:
+    # Field keys and most lengths take one byte: the fast path halves the time parsing takes.
+    if position < len(data) and data[position] < 0x80:
+        return data[position], position + 1
     value = shift = 0
     while shift < 70:  # ten bytes carry 64 bits; an eleventh is garbage, not a longer number
         if position >= len(data):
@@ -161,11 +156,19 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
     raise _Malformed("varint longer than ten bytes")
 
 
-def _take(data: bytes, position: int, size: int) -> tuple[bytes, int]:
-    end = position + size
-    if end > len(data):
+def _payload(data: bytes, position: int, number: int, wire: int) -> tuple[int, int]:
+    """Where the payload of a field that is not a varint starts and ends."""
+    if wire == _LEN:
+        size, position = _varint(data, position)
+    elif wire in (_I64, _I32):
+        size = 8 if wire == _I64 else 4
+    elif wire == _START_GROUP:  # proto2's groups: obsolete, but a skippable wire type all the same
+        return position, _skip_group(data, position, number)
+    else:
+        raise _Malformed(f"wire type {wire} of field {number}")
+    if position + size > len(data):
         raise _Malformed("cut off inside a field")
-    return data[position:end], end
+    return position, position + size
 
 
 def _skip_group(data: bytes, position: int, number: int) -> int:
@@ -175,7 +178,10 @@ def _skip_group(data: bytes, position: int, number: int) -> int:
             if key >> 3 != number:
                 raise _Malformed("group ended by another field's end")
             return position
-        _, position = _field(data, position, key >> 3, key & 7)
+        if key & 7 == _VARINT:
+            _, position = _varint(data, position)
+        else:
+            _, position = _payload(data, position, key >> 3, key & 7)
 
 
 def _signed64(value: int) -> int:
@@ -477,7 +483,7 @@ class EventFileReader:
         for candidate in range(position + 1, stop):
             if _header_ok(chunk, candidate):
                 return candidate, True
-        return max(stop, position + 1), False
+        return stop, False
 
     def _record_points(self, record: bytes) -> list[ScalarPoint]:
         """The points of one record: its data, then the masked CRC of its data."""
@@ -501,8 +507,10 @@ class EventFileReader:
         """A record longer than ``max_bytes``: read whole, or skipped unread if it is longer
         than MAX_RECORD_BYTES. Either only once it is all written."""
         total = _OVERHEAD + _HEADER.unpack_from(chunk)[0]
+        if self.offset + total > size:
+            return [], 0  # still being written
         if total > MAX_RECORD_BYTES:
-            return [], total if self.offset + total <= size else 0
+            return [], total
         file.seek(self.offset)
         return self._points_in(file.read(total))
 
@@ -556,7 +564,9 @@ class EventDirectoryWatcher:
         for entry in self._entries(dir_fd):
             if entry.is_dir(follow_symlinks=False) and len(parts) < MAX_DEPTH:
                 points += self._poll_subdirectory(dir_fd, (*parts, entry.name), seen)
-            elif "tfevents" in entry.name and entry.is_file(follow_symlinks=False):
+            # Symlinks and FIFOs too: _open_regular refuses them, and unlike a check made
+            # here, it cannot be raced by swapping the file for a symlink in between.
+            elif "tfevents" in entry.name:
                 seen.add("/".join((*parts, entry.name)))
                 points += self._poll_file(dir_fd, parts, entry.name)
         return points
