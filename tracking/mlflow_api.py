@@ -15,7 +15,6 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -36,9 +35,14 @@ from tracking import mlflow_runs as runs
 from tracking.access import check_may_read, check_may_record, job_token_of
 from tracking.artifacts import artifact_delete, artifact_get, artifact_put, artifacts_list
 from tracking.mlflow_search import RUN_NAME_TAG, SearchError, runs_matching
-from tracking.parsing import MetricPoint
 from tracking.selectors import metric_history
-from tracking.services import metrics_record, params_record, tag_delete, tags_set
+from tracking.services import (
+    MetricColumns,
+    metrics_record_columns,
+    params_record,
+    tag_delete,
+    tags_set,
+)
 
 # MLflow's limits on one log-batch call, which its client also keeps to.
 MAX_BATCH_METRICS = 1000
@@ -302,32 +306,39 @@ class RunSearchView(MlflowView):
 # --- logging ------------------------------------------------------------------------------------
 
 
-def _point(raw: object) -> MetricPoint:
-    if not isinstance(raw, dict):
-        raise ValidationFailed(
-            f"A metric must be an object with key, value, timestamp and step; got {raw!r}."
-        )
-    key = runs.text(raw.get("key"), "A metric's key")
-    value = runs.metric_value(raw.get("value"))
-    timestamp = runs.int64(raw.get("timestamp"), "A metric's timestamp", default=0)
-    step = runs.int64(raw.get("step"), "A metric's step", default=0)
-    return MetricPoint(key, value, step, _instant(timestamp) if timestamp else None)
+def _columns(metrics: list[Any]) -> MetricColumns:
+    """MLflow's metrics as columns, each checked: no object per point on the hot path."""
+    batch = MetricColumns([], [], [], [])
+    for raw in metrics:
+        if not isinstance(raw, dict):
+            raise ValidationFailed(
+                f"A metric must be an object with key, value, timestamp and step; got {raw!r}."
+            )
+        batch.keys.append(runs.text(raw.get("key"), "A metric's key"))
+        batch.values.append(runs.metric_value(raw.get("value")))
+        batch.steps.append(runs.int64(raw.get("step"), "A metric's step", default=0))
+        batch.times_ms.append(_milliseconds(raw.get("timestamp")))
+    return batch
 
 
-def _instant(milliseconds: int) -> datetime:
-    try:
-        return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError) as failed:
+# The timestamps a datetime can hold: years 1 to 9999, in milliseconds since 1970.
+_EARLIEST_MS, _LATEST_MS = -62_135_596_800_000, 253_402_300_799_000
+
+
+def _milliseconds(raw: object) -> int:
+    milliseconds = runs.int64(raw, "A metric's timestamp", default=0)
+    if not _EARLIEST_MS <= milliseconds <= _LATEST_MS:
         raise ValidationFailed(
             f"A metric's timestamp is milliseconds since 1970; {milliseconds} is out of range."
-        ) from failed
+        )
+    return milliseconds
 
 
 class LogMetricView(MlflowView):
     def post(self, request: Request) -> HttpResponse:
         data = self.body(request)
         job = self.run_to_record(request, _run_id(data))
-        metrics_record(job.id, [_point(data)])
+        metrics_record_columns(job.id, _columns([data]))
         return answer({})
 
 
@@ -367,11 +378,11 @@ class LogBatchView(MlflowView):
         job = self.run_to_record(request, _run_id(data))
         metrics, params, tags = (data.get(name) or [] for name in ("metrics", "params", "tags"))
         _check_batch(metrics, params, tags)
-        points = [_point(raw) for raw in metrics]
+        batch = _columns(metrics)
         with transaction.atomic():
             params_record(job.id, runs.key_values(params, "params"))
             tags_set(job.id, runs.key_values(tags, "tags"))
-            metrics_record(job.id, points)
+            metrics_record_columns(job.id, batch)
         return answer({})
 
 

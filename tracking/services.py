@@ -10,10 +10,11 @@ buckets are summed up by the database from three arrays, as one INSERT ... ON CO
 (one machine, one writer at a time) the same sums are made in Python.
 """
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -45,6 +46,20 @@ class _Row:
     timestamp: datetime
 
 
+@dataclass(frozen=True)
+class MetricColumns:
+    """Points that all have steps, as parallel lists: what an API parses a request into, with
+    no object per point. ``times_ms``: milliseconds since 1970, 0 for now."""
+
+    keys: list[str]
+    values: list[float]
+    steps: list[int]
+    times_ms: list[int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 def metrics_record(job_id: int, points: Sequence[MetricPoint]) -> int:
     """Store ``points`` as metrics of the job; returns how many were stored.
 
@@ -56,6 +71,8 @@ def metrics_record(job_id: int, points: Sequence[MetricPoint]) -> int:
     if not points:
         return 0
     _check_keys(points)
+    if connection.vendor == "postgresql" and all(point.step is not None for point in points):
+        return _record_in_one_statement(job_id, _columns(points))
     with transaction.atomic():
         series = _series_for(job_id, sorted({point.key for point in points}))
         rows = _rows(points, series, timezone.now())
@@ -72,12 +89,48 @@ def metrics_record(job_id: int, points: Sequence[MetricPoint]) -> int:
     return len(rows)
 
 
+def metrics_record_columns(job_id: int, batch: MetricColumns) -> int:
+    """``metrics_record`` for points given as columns, all with steps: on PostgreSQL one
+    statement stores them and sums them up, whatever their number."""
+    if not batch:
+        return 0
+    _check_key_lengths(batch.keys)
+    if connection.vendor == "postgresql":
+        return _record_in_one_statement(job_id, batch)
+    points = [
+        MetricPoint(key, value, step, _instant(ms))
+        for key, value, step, ms in zip(
+            batch.keys, batch.values, batch.steps, batch.times_ms, strict=True
+        )
+    ]
+    return metrics_record(job_id, points)
+
+
+def _instant(milliseconds: int) -> datetime | None:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC) if milliseconds else None
+
+
+def _columns(points: Sequence[MetricPoint]) -> MetricColumns:
+    return MetricColumns(
+        keys=[point.key for point in points],
+        values=[point.value for point in points],
+        steps=[point.step for point in points if point.step is not None],
+        times_ms=[
+            int(point.timestamp.timestamp() * 1000) if point.timestamp else 0 for point in points
+        ],
+    )
+
+
 def _check_keys(points: Sequence[MetricPoint]) -> None:
-    for point in points:
-        if not 0 < len(point.key) <= MAX_KEY_CHARS:
+    _check_key_lengths([point.key for point in points])
+
+
+def _check_key_lengths(keys: Iterable[str]) -> None:
+    for key in keys:
+        if not 0 < len(key) <= MAX_KEY_CHARS:
             raise ValidationFailed(
                 f"A metric's key must have 1 to {MAX_KEY_CHARS} characters; "
-                f"{point.key[:40]!r}{'...' if len(point.key) > 40 else ''} has {len(point.key)}.",
+                f"{key[:40]!r}{'...' if len(key) > 40 else ''} has {len(key)}.",
                 fields={"metrics": ["Metric key too long or empty."]},
                 code="invalid_metric_key",
             )
@@ -220,6 +273,103 @@ def _buckets_add_in_sql(rows: list[_Row]) -> None:
         cursor.execute(sql, params)
 
 
+# --- points with steps on PostgreSQL: one statement -------------------------------------------
+#
+# The points go in as one JSON text of [key, value, step, ms] lists (NaN and the infinities as
+# strings, which float8 reads). One statement stores them, sums each key's up into its series
+# (made if new: a series of no points yet, made by the path above, counts as new) and into the
+# buckets. Series rows are locked in key order, then buckets in (series, level, start) order:
+# the same order as the path above, so writers of one job never deadlock.
+
+
+def _json_number(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def _record_in_one_statement(job_id: int, batch: MetricColumns) -> int:
+    numbers: Sequence[float | str] = batch.values
+    if not all(map(math.isfinite, batch.values)):
+        numbers = [_json_number(value) for value in batch.values]
+    points = json.dumps(list(zip(batch.keys, numbers, batch.steps, batch.times_ms, strict=True)))
+    with connection.cursor() as cursor:
+        cursor.execute(_ONE_STATEMENT, {"job": job_id, "points": points, "now": timezone.now()})
+    return len(batch)
+
+
+def _one_statement() -> str:
+    metric, series, bucket = (
+        Metric._meta.db_table, MetricSeries._meta.db_table, MetricBucket._meta.db_table
+    )  # fmt: skip
+    levels = ", ".join(f"({level}, {bucket_width(level)})" for level in BUCKET_LEVELS)
+    start = "CASE WHEN p.s >= 0 THEN p.s / l.width ELSE -((-p.s - 1) / l.width) - 1 END"
+    finite = "FILTER (WHERE p.v <> 'NaN')"
+    fresh = "m.points = 0"  # a series made without points yet: take the batch's summary whole
+    return f"""
+        WITH p AS MATERIALIZED (
+            SELECT e->>0 AS k, (e->>1)::float8 AS v, (e->>2)::bigint AS s,
+                CASE WHEN (e->>3)::bigint > 0 THEN to_timestamp((e->>3)::bigint / 1000.0)
+                    ELSE %(now)s END AS t,
+                x.ord
+            FROM jsonb_array_elements(%(points)s::jsonb) WITH ORDINALITY AS x(e, ord)
+        ), stored AS (
+            INSERT INTO {metric} (job_id, key, value, step, timestamp)
+            SELECT %(job)s, p.k, p.v, p.s, p.t FROM p ORDER BY p.ord
+        ), batch AS (
+            SELECT p.k, count(*) AS points, min(p.s) AS first_step, max(p.s) AS last_step,
+                min(p.v) {finite} AS min_value, max(p.v) {finite} AS max_value,
+                (array_agg(p.v ORDER BY p.s DESC, p.ord DESC))[1] AS latest_value,
+                (array_agg(p.t ORDER BY p.s DESC, p.ord DESC))[1] AS latest_at
+            FROM p GROUP BY p.k
+        ), summed AS (
+            INSERT INTO {series} AS m (job_id, key, points, first_step, last_step, min_value,
+                max_value, latest_value, latest_step, latest_at)
+            SELECT %(job)s, k, points, first_step, last_step, min_value, max_value,
+                latest_value, last_step, latest_at
+            FROM batch ORDER BY k
+            ON CONFLICT (job_id, key) DO UPDATE SET
+                points = m.points + excluded.points,
+                first_step = CASE WHEN {fresh} THEN excluded.first_step
+                    ELSE least(m.first_step, excluded.first_step) END,
+                last_step = CASE WHEN {fresh} THEN excluded.last_step
+                    ELSE greatest(m.last_step, excluded.last_step) END,
+                min_value = CASE WHEN {fresh} THEN excluded.min_value
+                    ELSE least(m.min_value, excluded.min_value) END,
+                max_value = CASE WHEN {fresh} THEN excluded.max_value
+                    ELSE greatest(m.max_value, excluded.max_value) END,
+                latest_value = CASE WHEN {fresh} OR excluded.latest_step >= m.latest_step
+                    THEN excluded.latest_value ELSE m.latest_value END,
+                latest_at = CASE WHEN {fresh} OR excluded.latest_step >= m.latest_step
+                    THEN excluded.latest_at ELSE m.latest_at END,
+                latest_step = CASE WHEN {fresh} THEN excluded.latest_step
+                    ELSE greatest(m.latest_step, excluded.latest_step) END
+            RETURNING m.id, m.key
+        )
+        INSERT INTO {bucket} AS b (series_id, level, start, points, finite, min_value,
+            max_value, total, last_step, last_value)
+        SELECT summed.id, l.level, {start} AS bucket, count(*), count(*) {finite},
+            min(p.v) {finite}, max(p.v) {finite}, coalesce(sum(p.v) {finite}, 0), max(p.s),
+            (array_agg(p.v ORDER BY p.s DESC, p.ord DESC))[1]
+        FROM p JOIN summed ON summed.key = p.k
+        CROSS JOIN (VALUES {levels}) AS l(level, width)
+        GROUP BY summed.id, l.level, bucket
+        ORDER BY summed.id, l.level, bucket
+        ON CONFLICT (series_id, level, start) DO UPDATE SET
+            points = b.points + excluded.points,
+            finite = b.finite + excluded.finite,
+            min_value = least(b.min_value, excluded.min_value),
+            max_value = greatest(b.max_value, excluded.max_value),
+            total = b.total + excluded.total,
+            last_value = CASE WHEN excluded.last_step >= b.last_step
+                THEN excluded.last_value ELSE b.last_value END,
+            last_step = greatest(b.last_step, excluded.last_step)
+    """
+
+
+_ONE_STATEMENT = _one_statement()
+
+
 # --- buckets in Python (SQLite) -----------------------------------------------------------------
 
 
@@ -310,6 +460,8 @@ def _bucket_merge(bucket: MetricBucket, batch: BucketSum) -> None:
 def params_record(job_id: int, params: Mapping[str, str]) -> None:
     """Log params of the job. A param keeps its first value: logging it again with the same
     value is fine, with another one is refused (MLflow's rule: a run's inputs do not change)."""
+    if not params:
+        return
     _check_entries(params, MAX_PARAM_VALUE_CHARS, "param")
     with transaction.atomic():
         Param.objects.bulk_create(

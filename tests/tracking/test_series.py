@@ -237,3 +237,29 @@ def test_an_empty_or_overlong_key_is_refused_and_nothing_is_stored(job: Job) -> 
 
     assert not Metric.objects.filter(job=job).exists()
     assert not MetricSeries.objects.filter(job=job).exists()
+
+
+def test_batches_with_and_without_steps_sum_up_alike(job: Job) -> None:
+    metrics_record(job.id, [MetricPoint("loss", float(i), None) for i in range(300)])
+    metrics_record(job.id, [MetricPoint("loss", float(i), 1000 + i) for i in range(300)])
+    metrics_record(job.id, [MetricPoint("loss", 5.0, None)])  # one after the highest step
+
+    series = MetricSeries.objects.get(job=job, key="loss")
+    assert (series.points, series.first_step, series.last_step) == (601, 0, 1300)
+    assert (series.latest_step, series.latest_value) == (1300, 5.0)
+    assert (series.min_value, series.max_value) == (0.0, 299.0)
+    assert_sums_equal(stored_buckets(job), expected_buckets(job))
+
+
+def test_a_series_made_without_points_takes_a_stepped_batch_whole(job: Job) -> None:
+    # A stepless batch refused after its series was made leaves a series of no points.
+    MetricSeries.objects.create(
+        job=job, key="acc", first_step=0, last_step=0, latest_value=0.0, latest_step=0,
+        latest_at=job.created_at,
+    )  # fmt: skip
+
+    metrics_record(job.id, [MetricPoint("acc", 0.7, 50), MetricPoint("acc", 0.9, 60)])
+
+    series = MetricSeries.objects.get(job=job, key="acc")
+    assert (series.points, series.first_step, series.last_step) == (2, 50, 60)
+    assert (series.min_value, series.latest_value) == (0.7, 0.9)
