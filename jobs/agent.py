@@ -243,15 +243,14 @@ def tracking_env(job: Job) -> dict[str, str]:
     if token is None:
         return {}
     base = settings.FERRY_URL.rstrip("/")
-    project = job.project
+    # Not FERRY_TOKEN: the ferry CLI reads that, and would use this token for what it may not do.
     return {
         "FERRY_URL": base,
-        "FERRY_TOKEN": token,
-        "FERRY_JOB_PATH": f"{project.full_name}/{job.number}",
+        "FERRY_JOB_TOKEN": token,
         "MLFLOW_TRACKING_URI": f"{base}/compat/mlflow",
         "MLFLOW_TRACKING_TOKEN": token,
         "MLFLOW_RUN_ID": str(job.id),
-        "MLFLOW_EXPERIMENT_ID": str(project.id),
+        "MLFLOW_EXPERIMENT_ID": str(job.project_id),
     }
 
 

@@ -112,8 +112,8 @@ def test_a_running_jobs_cpu_and_memory_are_sampled(api: APIClient, settings: Set
 
 TOKEN = b"""\
 import os, json, urllib.request
-print(json.dumps({"token": os.environ["FERRY_TOKEN"], "url": os.environ["FERRY_URL"],
-                  "path": os.environ["FERRY_JOB_PATH"], "run": os.environ["MLFLOW_RUN_ID"]}))
+print(json.dumps({"token": os.environ["FERRY_JOB_TOKEN"], "url": os.environ["FERRY_URL"],
+                  "job": os.environ["FERRY_JOB"], "run": os.environ["MLFLOW_RUN_ID"]}))
 """
 
 
@@ -123,7 +123,7 @@ def test_the_jobs_own_token_works_for_its_job_only_and_ends_with_it(
     job = run_script(api, TOKEN)
 
     given = json.loads(log_read(job, 0).data.decode().strip().splitlines()[-1])
-    assert given["path"] == f"alice/mnist/{job.number}"
+    assert given["job"] == f"alice/mnist/{job.number}"
     assert given["run"] == str(job.id)
     assert given["url"] == live_server.url
     answer = requests.get(
@@ -133,3 +133,24 @@ def test_the_jobs_own_token_works_for_its_job_only_and_ends_with_it(
         timeout=10,
     )
     assert answer.status_code == 401  # the job has ended
+
+
+SDK = b"""\
+import ferry
+ferry.log_params({"lr": 0.1, "layers": 3})
+ferry.set_tags({"stage": "dev"})
+for step in range(1500):
+    ferry.log_metric("acc", step / 1500)
+"""
+
+
+def test_a_job_using_ferrys_sdk_records_without_waiting_for_it(api: APIClient) -> None:
+    job = run_script(api, SDK)
+
+    series = MetricSeries.objects.get(job=job, key="acc")
+    assert (series.points, series.first_step, series.last_step) == (1500, 0, 1499)
+    assert dict(Param.objects.filter(job=job).values_list("key", "value")) == {
+        "lr": "0.1",
+        "layers": "3",
+    }
+    assert Tag.objects.get(job=job, key="stage").value == "dev"
