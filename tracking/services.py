@@ -237,11 +237,27 @@ def _array(values: Iterable[object]) -> str:
     return "{" + ",".join(map(repr, values)) + "}"
 
 
+# How a batch's sums join a bucket's (``b``) that has points already: both SQL paths end so.
+_BUCKET_MERGE = """ON CONFLICT (series_id, level, start) DO UPDATE SET
+            points = b.points + excluded.points,
+            finite = b.finite + excluded.finite,
+            min_value = least(b.min_value, excluded.min_value),
+            max_value = greatest(b.max_value, excluded.max_value),
+            total = b.total + excluded.total,
+            last_value = CASE WHEN excluded.last_step >= b.last_step
+                THEN excluded.last_value ELSE b.last_value END,
+            last_step = greatest(b.last_step, excluded.last_step)"""
+
+
+def _bucket_start(step: str) -> str:
+    """floor(step / width) in SQL, for negative steps too (integer division truncates)."""
+    return f"CASE WHEN {step} >= 0 THEN {step} / l.width ELSE -((-{step} - 1) / l.width) - 1 END"
+
+
 def _buckets_add_in_sql(rows: list[_Row]) -> None:
     levels = ", ".join(f"({level}, {bucket_width(level)})" for level in BUCKET_LEVELS)
     table = MetricBucket._meta.db_table
-    # floor(step / width), for negative steps too (integer division truncates toward zero).
-    start = "CASE WHEN p.step >= 0 THEN p.step / l.width ELSE -((-p.step - 1) / l.width) - 1 END"
+    start = _bucket_start("p.step")
     finite = "FILTER (WHERE p.value <> 'NaN')"  # NaN equals NaN in PostgreSQL
     sql = f"""
         INSERT INTO {table} AS b (series_id, level, start, points, finite, min_value, max_value,
@@ -254,15 +270,7 @@ def _buckets_add_in_sql(rows: list[_Row]) -> None:
         CROSS JOIN (VALUES {levels}) AS l(level, width)
         GROUP BY p.series, l.level, bucket
         ORDER BY p.series, l.level, bucket  -- one lock order for every writer
-        ON CONFLICT (series_id, level, start) DO UPDATE SET
-            points = b.points + excluded.points,
-            finite = b.finite + excluded.finite,
-            min_value = least(b.min_value, excluded.min_value),
-            max_value = greatest(b.max_value, excluded.max_value),
-            total = b.total + excluded.total,
-            last_value = CASE WHEN excluded.last_step >= b.last_step
-                THEN excluded.last_value ELSE b.last_value END,
-            last_step = greatest(b.last_step, excluded.last_step)
+        {_BUCKET_MERGE}
     """
     params = [
         _array(row.series for row in rows),
@@ -303,7 +311,7 @@ def _one_statement() -> str:
         Metric._meta.db_table, MetricSeries._meta.db_table, MetricBucket._meta.db_table
     )  # fmt: skip
     levels = ", ".join(f"({level}, {bucket_width(level)})" for level in BUCKET_LEVELS)
-    start = "CASE WHEN p.s >= 0 THEN p.s / l.width ELSE -((-p.s - 1) / l.width) - 1 END"
+    start = _bucket_start("p.s")
     finite = "FILTER (WHERE p.v <> 'NaN')"
     fresh = "m.points = 0"  # a series made without points yet: take the batch's summary whole
     return f"""
@@ -355,15 +363,7 @@ def _one_statement() -> str:
         CROSS JOIN (VALUES {levels}) AS l(level, width)
         GROUP BY summed.id, l.level, bucket
         ORDER BY summed.id, l.level, bucket
-        ON CONFLICT (series_id, level, start) DO UPDATE SET
-            points = b.points + excluded.points,
-            finite = b.finite + excluded.finite,
-            min_value = least(b.min_value, excluded.min_value),
-            max_value = greatest(b.max_value, excluded.max_value),
-            total = b.total + excluded.total,
-            last_value = CASE WHEN excluded.last_step >= b.last_step
-                THEN excluded.last_value ELSE b.last_value END,
-            last_step = greatest(b.last_step, excluded.last_step)
+        {_BUCKET_MERGE}
     """
 
 

@@ -13,13 +13,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts.models import User
 from accounts.roles import Role
 from accounts.services import api_token_for_job
 from jobs.models import Job, JobEvent, JobMode, JobStatus
 from projects.models import Project
 from tests.conftest import client_for
-from tests.factories import ProjectFactory, ProjectMemberFactory, UserFactory
+from tests.factories import ProjectMemberFactory, UserFactory
 from tests.fleet.factories import JobFactory
 from tracking.models import Metric, MetricSeries, Param, Tag
 from tracking.parsing import MAX_STEP
@@ -27,18 +26,6 @@ from tracking.selectors import MAX_BUCKETS
 from tracking.serializers import MAX_METRICS, MIN_STEP
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner() -> User:
-    user: User = UserFactory.create(username="olga")
-    return user
-
-
-@pytest.fixture
-def project(owner: User) -> Project:
-    created: Project = ProjectFactory.create(owner_user=owner, name="mnist")
-    return created
 
 
 def running_job(project: Project, **fields: Any) -> Job:
@@ -56,11 +43,6 @@ def job(project: Project) -> Job:
 def with_role(project: Project, role: Role) -> APIClient:
     member = ProjectMemberFactory.create(project=project, role=role).user
     return client_for(member)
-
-
-@pytest.fixture
-def client(owner: User) -> APIClient:
-    return client_for(owner)
 
 
 def job_client(job: Job) -> APIClient:

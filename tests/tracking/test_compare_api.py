@@ -22,23 +22,6 @@ from tracking.services import metrics_record, params_record
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def owner() -> User:
-    user: User = UserFactory.create(username="olga")
-    return user
-
-
-@pytest.fixture
-def project(owner: User) -> Project:
-    created: Project = ProjectFactory.create(owner_user=owner, name="mnist")
-    return created
-
-
-@pytest.fixture
-def client(owner: User) -> APIClient:
-    return client_for(owner)
-
-
 def make_job(project: Project, number: int, status: JobStatus = JobStatus.SUCCEEDED) -> Job:
     job: Job = JobFactory.create(
         project=project, number=number, status=status, created_by=project.owner_user
