@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from core.errors import NotFound, PermissionDenied, ValidationFailed
@@ -129,6 +129,7 @@ def run_find(run_id: str) -> Job:
     """The job of ``run_id``, whoever may see it (the caller checks)."""
     job = (
         Job.objects.select_related("project", "created_by")
+        .annotate(run_deleted=Exists(DeletedRun.objects.filter(job=OuterRef("pk"))))
         .filter(id=_number(run_id, "run"))
         .first()
     )
@@ -173,7 +174,8 @@ def run_restore(job: Job) -> None:
 
 def check_active(job: Job) -> None:
     """Logging to a deleted run is refused, as MLflow refuses it."""
-    if DeletedRun.objects.filter(job=job).exists():
+    deleted = getattr(job, "run_deleted", None)  # read with the run by run_find
+    if deleted if deleted is not None else DeletedRun.objects.filter(job=job).exists():
         raise ValidationFailed(
             f"Run {job.id} is deleted; restore it (runs/restore) before logging to it.",
             code="run_deleted",

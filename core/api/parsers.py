@@ -33,8 +33,27 @@ class StrictJSONParser(JSONParser):
             raise ParseError("The JSON is nested too deeply.") from exc
         except ValueError as exc:
             raise ParseError(f"The request body is not valid JSON: {exc}.") from exc
-        check_json_value(data, "$", 0)
+        # A NUL or a lone surrogate can only come in as a \u escape (raw, the first is not JSON
+        # and the second not UTF-8): a body without one, and not too deep, needs no walk through
+        # every value (a batch of 10,000 metrics has 50,000). The walk says where it went wrong.
+        if "\\u" in text or _deeper_than(data, MAX_NESTING):
+            check_json_value(data, "$", 0)
         return data
+
+
+def _deeper_than(value: Any, most: int) -> bool:
+    """Whether a container sits ``most`` deep (its items would be deeper than ``most``);
+    level by level, containers only."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(most):
+        if not level:
+            return False
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            below.extend(item for item in items if isinstance(item, dict | list))
+        level = below
+    return bool(level)
 
 
 def _refuse_constant(name: str) -> None:
