@@ -107,7 +107,7 @@ class MlflowView(APIView):
         return data
 
     def run_to_record(self, request: Request, run_id: object) -> Job:
-        job = runs.run_find(runs.text(run_id, "run_id"))
+        job = runs.run_find(runs.text(run_id, "run_id"), to_log=True)
         check_may_record(request, job)
         runs.check_active(job)
         return job

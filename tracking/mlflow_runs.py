@@ -125,11 +125,17 @@ def experiment_json(project: Project) -> dict[str, Any]:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def run_find(run_id: str) -> Job:
-    """The job of ``run_id``, whoever may see it (the caller checks)."""
+def run_find(run_id: str, *, to_log: bool = False) -> Job:
+    """The job of ``run_id``, whoever may see it (the caller checks). ``to_log``: only what
+    logging to it needs (its project, for the permission, and whether it is deleted): a
+    training loop's every call pays for this read."""
+    jobs = Job.objects.select_related("project")
+    if to_log:
+        jobs = jobs.only("id", "number", "project", "mode", "status", "created_by_id")
+    else:
+        jobs = jobs.select_related("created_by")
     job = (
-        Job.objects.select_related("project", "created_by")
-        .annotate(run_deleted=Exists(DeletedRun.objects.filter(job=OuterRef("pk"))))
+        jobs.annotate(run_deleted=Exists(DeletedRun.objects.filter(job=OuterRef("pk"))))
         .filter(id=_number(run_id, "run"))
         .first()
     )
