@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponse, HttpResponseBase
 from django.utils import timezone
 from rest_framework import exceptions as drf
@@ -206,9 +207,7 @@ def _experiments_filtered(projects: Any, filter_string: str) -> Any:
     return projects.filter(_name_q(comparator, value))
 
 
-def _name_q(comparator: str, value: str) -> Any:
-    from django.db.models import Q
-
+def _name_q(comparator: str, value: str) -> Q:
     owner, _, name = value.rpartition("/")
     if comparator in ("=", "!="):
         q = Q(name=name) & (

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import User
@@ -75,10 +74,7 @@ def experiment_create(user: User, name: str) -> Project:
     """A new project for the experiment ``name``; an existing one of that name is refused, as
     MLflow refuses it."""
     owner, project_name = _owner_and_name(user, name)
-    try:
-        return project_create(actor=user, name=project_name, owner=owner)
-    except IntegrityError as error:  # pragma: no cover - save_new reports names taken itself
-        raise ValidationFailed(f"Experiment {name!r} already exists.") from error
+    return project_create(actor=user, name=project_name, owner=owner)  # a name taken: Conflict
 
 
 def experiments_visible(user: User) -> QuerySet[Project]:
