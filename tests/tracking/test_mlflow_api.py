@@ -41,7 +41,7 @@ def run(client: APIClient) -> str:
     return run_id
 
 
-def refused(response: Any, status: int, code: str, *words: str) -> None:
+def assert_refused(response: Any, status: int, code: str, *words: str) -> None:
     assert response.status_code == status, response.content
     body = response.json()
     assert body["error_code"] == code
@@ -57,16 +57,18 @@ def nothing_logged(run_id: str) -> None:
 
 
 def test_no_token_is_unauthenticated(api_client: APIClient) -> None:
-    refused(
+    assert_refused(
         api_client.get(f"{API}/experiments/get", {"experiment_id": "1"}),
         401, "UNAUTHENTICATED", "MLFLOW_TRACKING_TOKEN",
     )  # fmt: skip
 
 
 def test_an_unknown_run_or_experiment_does_not_exist(client: APIClient) -> None:
-    refused(client.get(f"{API}/runs/get", {"run_id": "4242"}), 404, "RESOURCE_DOES_NOT_EXIST")
-    refused(client.get(f"{API}/runs/get", {"run_id": "abc"}), 404, "RESOURCE_DOES_NOT_EXIST")
-    refused(
+    assert_refused(
+        client.get(f"{API}/runs/get", {"run_id": "4242"}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
+    assert_refused(client.get(f"{API}/runs/get", {"run_id": "abc"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert_refused(
         client.get(f"{API}/experiments/get-by-name", {"experiment_name": "nope"}),
         404, "RESOURCE_DOES_NOT_EXIST",
     )  # fmt: skip
@@ -74,8 +76,8 @@ def test_an_unknown_run_or_experiment_does_not_exist(client: APIClient) -> None:
 
 def test_another_users_private_run_is_not_found(run: str) -> None:
     mallory = client_for(UserFactory.create(username="mallory"))
-    refused(mallory.get(f"{API}/runs/get", {"run_id": run}), 404, "RESOURCE_DOES_NOT_EXIST")
-    refused(
+    assert_refused(mallory.get(f"{API}/runs/get", {"run_id": run}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert_refused(
         mallory.post(f"{API}/runs/log-metric", {"run_id": run, "key": "x", "value": 1, "timestamp": 1, "step": 0}, format="json"),  # noqa: E501
         404, "RESOURCE_DOES_NOT_EXIST",
     )  # fmt: skip
@@ -98,7 +100,7 @@ def test_a_bad_metric_is_refused(
     client: APIClient, run: str, body: dict[str, Any], words: list[str]
 ) -> None:
     response = client.post(f"{API}/runs/log-metric", {"run_id": run, **body}, format="json")
-    refused(response, 400, "INVALID_PARAMETER_VALUE", *words)
+    assert_refused(response, 400, "INVALID_PARAMETER_VALUE", *words)
     nothing_logged(run)
 
 
@@ -107,7 +109,7 @@ def test_a_batch_over_mlflows_limits_is_refused_whole(client: APIClient, run: st
     response = client.post(
         f"{API}/runs/log-batch", {"run_id": run, "metrics": metrics}, format="json"
     )
-    refused(response, 400, "INVALID_PARAMETER_VALUE", "at most 1000 metrics", "Split it")
+    assert_refused(response, 400, "INVALID_PARAMETER_VALUE", "at most 1000 metrics", "Split it")
     nothing_logged(run)
 
 
@@ -121,7 +123,7 @@ def test_a_batch_with_one_bad_part_writes_nothing(client: APIClient, run: str) -
         "params": [{"key": "lr", "value": "0.2"}],
         "tags": [{"key": "t", "value": "v"}],
     }
-    refused(
+    assert_refused(
         client.post(f"{API}/runs/log-batch", body, format="json"),
         400, "INVALID_PARAMETER_VALUE", "cannot change",
     )  # fmt: skip
@@ -137,7 +139,7 @@ def test_a_batch_giving_a_param_twice_with_two_values_is_refused(
     response = client.post(
         f"{API}/runs/log-batch", {"run_id": run, "params": params}, format="json"
     )
-    refused(response, 400, "INVALID_PARAMETER_VALUE", "twice")
+    assert_refused(response, 400, "INVALID_PARAMETER_VALUE", "twice")
     nothing_logged(run)
 
 
@@ -147,7 +149,7 @@ def test_logging_to_a_deleted_run_is_refused_until_it_is_restored(
     assert client.post(f"{API}/runs/delete", {"run_id": run}, format="json").status_code == 200
     assert DeletedRun.objects.filter(job_id=int(run)).exists()
     metric = {"run_id": run, "key": "x", "value": 1, "timestamp": 1, "step": 0}
-    refused(
+    assert_refused(
         client.post(f"{API}/runs/log-metric", metric, format="json"),
         400,
         "INVALID_PARAMETER_VALUE",
@@ -174,7 +176,7 @@ def test_a_bad_search_is_refused(
 ) -> None:
     experiment = Job.objects.get(id=int(run)).project_id
     body = {"experiment_ids": [str(experiment)], **search}
-    refused(
+    assert_refused(
         client.post(f"{API}/runs/search", body, format="json"),
         400,
         "INVALID_PARAMETER_VALUE",
@@ -183,7 +185,7 @@ def test_a_bad_search_is_refused(
 
 
 def test_an_experiment_name_that_is_no_project_name_is_refused(client: APIClient) -> None:
-    refused(
+    assert_refused(
         client.post(f"{API}/experiments/create", {"name": "a/b/c"}, format="json"),
         400, "INVALID_PARAMETER_VALUE", "'owner/name'",
     )  # fmt: skip
@@ -218,11 +220,11 @@ def test_a_jobs_own_token_reaches_its_run_only(alice: User) -> None:
         ).status_code
         == 200
     )
-    refused(
+    assert_refused(
         as_job.post(f"{API}/runs/log-metric", {"run_id": str(other.id), **metric}, format="json"),
         403, "PERMISSION_DENIED", f"job {job.id}'s own",
     )  # fmt: skip
-    refused(
+    assert_refused(
         as_job.post(f"{API}/runs/create", {"experiment_id": str(project.id)}, format="json"),
         403, "PERMISSION_DENIED", "MLFLOW_RUN_ID",
     )  # fmt: skip
@@ -238,7 +240,7 @@ def test_a_finished_jobs_token_no_longer_works(alice: User) -> None:
         job_transition(job.id, status)
     as_job = APIClient()
     as_job.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    refused(as_job.get(f"{API}/runs/get", {"run_id": str(job.id)}), 401, "UNAUTHENTICATED")
+    assert_refused(as_job.get(f"{API}/runs/get", {"run_id": str(job.id)}), 401, "UNAUTHENTICATED")
 
 
 def test_a_read_only_token_cannot_log(alice: User, run: str) -> None:
@@ -247,7 +249,7 @@ def test_a_read_only_token_cannot_log(alice: User, run: str) -> None:
     reader.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert reader.get(f"{API}/runs/get", {"run_id": run}).status_code == 200
     metric = {"run_id": run, "key": "x", "value": 1, "timestamp": 1, "step": 0}
-    refused(
+    assert_refused(
         reader.post(f"{API}/runs/log-metric", metric, format="json"),
         403,
         "PERMISSION_DENIED",
