@@ -33,6 +33,7 @@ from projects.selectors import project_find, projects_visible_to
 from projects.services import project_create
 from tracking.mlflow_search import RUN_NAME_TAG, run_status
 from tracking.models import DeletedRun, MetricSeries, Param, Tag
+from tracking.parsing import json_number
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_PROJECT = "default"
@@ -250,15 +251,7 @@ def _entries(manager: Any, ids: list[int]) -> Iterable[tuple[int, str, str]]:
 
 
 def metric_json(key: str, value: float, timestamp: int, step: int) -> dict[str, Any]:
-    return {"key": key, "value": json_float(value), "timestamp": timestamp, "step": step}
-
-
-def json_float(value: float) -> float | str:
-    """A double as protobuf's JSON has it: NaN and the infinities quoted, as the client's
-    parser wants them."""
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
 
 
 def runs_of_experiments(user: User, experiment_ids: Sequence[str]) -> QuerySet[Job]:

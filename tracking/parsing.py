@@ -119,3 +119,13 @@ class MetricLineParser:
             self._overlong = True
         else:
             self._pending += start
+
+
+def json_number(value: float) -> float | str:
+    """``value`` as JSON can carry it: a number, or "NaN", "Infinity", "-Infinity" (the
+    strings protobuf's JSON uses, which MLflow's client, Ferry's API and float8 all read)."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"

@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from core.api.serializers import InputSerializer
 from core.errors import ValidationFailed
-from tracking.parsing import MAX_KEY_CHARS, MAX_STEP, MetricPoint
+from tracking.parsing import MAX_KEY_CHARS, MAX_STEP, MetricPoint, json_number
 from tracking.selectors import DEFAULT_BUCKETS, MAX_BUCKETS
 
 MAX_METRICS = 10_000
@@ -36,15 +36,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- numbers and times as JSON ------------------------------------------------------------------
-
-
-def json_number(value: float) -> float | str:
-    """``value`` as JSON can carry it: a number, or "NaN", "Infinity", "-Infinity"."""
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
 
 
 def json_number_or_none(value: float | None) -> float | str | None:

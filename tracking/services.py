@@ -29,7 +29,7 @@ from tracking.models import (
     Tag,
     bucket_width,
 )
-from tracking.parsing import MAX_KEY_CHARS, MetricPoint
+from tracking.parsing import MAX_KEY_CHARS, MetricPoint, json_number
 
 MAX_PARAM_VALUE_CHARS = 6000  # MLflow's limit, which its clients check too
 MAX_TAG_VALUE_CHARS = 8000
@@ -290,16 +290,10 @@ def _buckets_add_in_sql(rows: list[_Row]) -> None:
 # the same order as the path above, so writers of one job never deadlock.
 
 
-def _json_number(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-
-
 def _record_in_one_statement(job_id: int, batch: MetricColumns) -> int:
     numbers: Sequence[float | str] = batch.values
     if not all(map(math.isfinite, batch.values)):
-        numbers = [_json_number(value) for value in batch.values]
+        numbers = [json_number(value) for value in batch.values]
     points = json.dumps(list(zip(batch.keys, numbers, batch.steps, batch.times_ms, strict=True)))
     with connection.cursor() as cursor:
         cursor.execute(_ONE_STATEMENT, {"job": job_id, "points": points, "now": timezone.now()})

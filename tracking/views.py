@@ -31,7 +31,7 @@ from projects.selectors import project_get
 from tracking import selectors, services
 from tracking.access import check_may_read, check_may_record
 from tracking.models import MetricSeries, Param, Tag
-from tracking.parsing import MAX_STEP
+from tracking.parsing import MAX_STEP, json_number
 from tracking.serializers import (
     CompareOutput,
     CompareQuery,
@@ -44,7 +44,6 @@ from tracking.serializers import (
     TrackingInput,
     TrackingOutput,
     epoch_ms,
-    json_number,
     json_number_or_none,
     tracking_body,
 )
