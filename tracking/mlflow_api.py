@@ -370,13 +370,16 @@ class LogMetricView(MlflowView):
         return answer({})
 
 
+def _entry(data: dict[str, Any]) -> dict[str, str]:
+    """The one param or tag of a request: its key, and its value as text."""
+    return runs.key_values([{"key": data.get("key"), "value": data.get("value")}], "the request")
+
+
 class LogParamView(MlflowView):
     def post(self, request: Request) -> HttpResponse:
         data = self.body(request)
         job = self.run_to_record(request, _run_id(data))
-        key = runs.text(data.get("key"), "key")
-        value = data.get("value")
-        params_record(job.id, {key: value if isinstance(value, str) else str(value)})
+        params_record(job.id, _entry(data))
         return answer({})
 
 
@@ -384,9 +387,7 @@ class SetTagView(MlflowView):
     def post(self, request: Request) -> HttpResponse:
         data = self.body(request)
         job = self.run_to_record(request, _run_id(data))
-        key = runs.text(data.get("key"), "key")
-        value = data.get("value")
-        tags_set(job.id, {key: value if isinstance(value, str) else str(value)})
+        tags_set(job.id, _entry(data))
         return answer({})
 
 

@@ -14,7 +14,6 @@ Metric values go out as JSON numbers, with NaN and the infinities as the strings
 JSON uses for them ("NaN", "Infinity", "-Infinity"): the client's parser takes nothing else.
 """
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from projects.selectors import project_find, projects_visible_to
 from projects.services import project_create
 from tracking.mlflow_search import RUN_NAME_TAG, run_status
 from tracking.models import DeletedRun, MetricSeries, Param, Tag
-from tracking.parsing import json_number
+from tracking.parsing import json_number, number_of
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_PROJECT = "default"
@@ -272,15 +271,11 @@ def _number(text: str, what: str) -> int:
 def metric_value(raw: object) -> float:
     """A metric's value as MLflow's client sends it: a number, or "NaN" / "Infinity" /
     "-Infinity" (JSON has no such numbers)."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ValidationFailed(f"A metric's value must be a number; got {raw!r}.")
-    if isinstance(raw, str) and raw not in ("NaN", "Infinity", "-Infinity"):
+    value = number_of(raw)
+    if value is None:
         raise ValidationFailed(
             f"A metric's value must be a number, or NaN, Infinity or -Infinity; got {raw!r}."
         )
-    value = float(raw)
-    if isinstance(raw, int | float) and math.isinf(value) and not math.isinf(raw):
-        raise ValidationFailed(f"The metric's value {raw!r} is beyond a 64-bit float.")
     return value
 
 

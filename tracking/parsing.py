@@ -129,3 +129,20 @@ def json_number(value: float) -> float | str:
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def number_of(value: object) -> float | None:
+    """The metric value a JSON value gives: a number (not true/false), or one of the strings
+    ``json_number`` writes; None if it is neither."""
+    # type(), not isinstance: true and false are ints to Python but not measurements.
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float's range
+            return None
+    return _NON_FINITE.get(value) if type(value) is str else None

@@ -9,7 +9,6 @@ JSON has no NaN or infinity, and metrics may be either: they travel as the strin
 ``"Infinity"`` and ``"-Infinity"``, both ways (``json_number``, ``number_of``).
 """
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from rest_framework import serializers
 
 from core.api.serializers import InputSerializer
 from core.errors import ValidationFailed
-from tracking.parsing import MAX_KEY_CHARS, MAX_STEP, MetricPoint, json_number
+from tracking.parsing import MAX_KEY_CHARS, MAX_STEP, MetricPoint, json_number, number_of
 from tracking.selectors import DEFAULT_BUCKETS, MAX_BUCKETS
 
 MAX_METRICS = 10_000
@@ -29,7 +28,6 @@ MAX_TAGS = 1000
 # negation of -2**63 does not fit in 64 bits.
 MIN_STEP = -MAX_STEP
 
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _METRIC_FIELDS = frozenset({"key", "value", "step", "timestamp"})
 _BODY_FIELDS = frozenset({"metrics", "params", "tags"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,20 +38,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def json_number_or_none(value: float | None) -> float | str | None:
     return None if value is None else json_number(value)
-
-
-def number_of(value: object) -> float | None:
-    """The metric value a JSON value gives: a number (not true/false), or one of the strings
-    ``json_number`` writes; None if it is neither."""
-    # type(), not isinstance: true and false are ints to Python but not measurements.
-    if type(value) is float:
-        return value
-    if type(value) is int:
-        try:
-            return float(value)
-        except OverflowError:  # an integer beyond float's range
-            return None
-    return _NON_FINITE.get(value) if type(value) is str else None
 
 
 def epoch_ms(at: datetime) -> int:
