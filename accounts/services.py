@@ -291,14 +291,15 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     """The active token matching ``secret``, with its user loaded; ``None`` if there is none,
     or if it is a job's and the job has finished."""
     now = timezone.now()
-    token = (
+    found = (
         ApiToken.objects.active(now)
         .select_related("user")
         # The job's status alone, not the job's row: every request of a training loop pays it.
         .annotate(job_status=F("job__status"))
         .filter(digest=ApiToken.digest_of(secret), user__is_active=True)
-        .first()
     )
+    # The digest is unique: a slice, not first(), whose ordering costs every request.
+    token = next(iter(found[:1]), None)
     if token is None or getattr(token, "job_status", None) in FINISHED:
         return None
     _touch(token, now)

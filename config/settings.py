@@ -103,6 +103,9 @@ TEMPLATES = [
     },
 ]
 
+# Threads serving HTTP requests side by side in one web process (core.http_threads).
+FERRY_WEB_THREADS = env.int("FERRY_WEB_THREADS", default=16)
+
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ferry.sqlite3'}"),
 }
@@ -122,14 +125,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif env.bool("FERRY_DATABASE_POOL", default=True):
-    # A pool of connections kept open: under ASGI each request runs in a thread of its own, so a
-    # connection kept per thread (CONN_MAX_AGE) is not reused, and opening one costs more than
-    # the queries of a small request (a metric logged).
+    # A pool of connections kept open, because opening one costs more than the queries of a
+    # small request (a metric logged). As large as the web server's threads, so that requests
+    # held open (a streamed download keeps its connection) never leave another waiting.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "pool",
         {
             "min_size": 1,
-            "max_size": env.int("FERRY_DATABASE_POOL_SIZE", default=10),
+            "max_size": env.int("FERRY_DATABASE_POOL_SIZE", default=FERRY_WEB_THREADS),
             "timeout": 10,
         },
     )

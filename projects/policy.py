@@ -46,6 +46,10 @@ class RoleResolver:
             self._load(user, list(projects))
 
     def _load(self, user: User, projects: list[Project]) -> None:
+        # Owning a project is the highest role there: nothing more to read about it.
+        projects = [p for p in projects if p.owner_user_id != user.pk]
+        if not projects:
+            return
         team_ids = {p.owner_team_id for p in projects if p.owner_team_id is not None}
         if team_ids:
             rows = Membership.objects.filter(user=user, team_id__in=team_ids)
@@ -84,6 +88,8 @@ def authorize_project(
         return
     if role is None:
         role = project_role(user, project)
+    if role is not None and role.at_least(_NEEDS[action]):
+        return  # before the refusal's wording, whose full name reads the owner's row
     require_role(
         user,
         role=role,

@@ -234,9 +234,9 @@ class RunCreateView(MlflowView):
                 current_user(request), project, name=name, tags=tags,
                 job_token=job_token_of(request),
             )  # fmt: skip
-            name = name or f"run-{job.number}"
-            tags_set(job.id, {**tags, RUN_NAME_TAG: name})
-        return answer({"run": runs.runs_json([job])[0]})
+            tags = {**tags, RUN_NAME_TAG: name or f"run-{job.number}"}
+            tags_set(job.id, tags)
+        return answer({"run": runs.new_run_json(job, tags)})
 
 
 class RunGetView(MlflowView):

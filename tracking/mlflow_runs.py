@@ -130,11 +130,10 @@ def run_find(run_id: str, *, to_log: bool = False) -> Job:
         jobs = jobs.only("id", "number", "project", "mode", "status", "created_by_id")
     else:
         jobs = jobs.select_related("created_by")
-    job = (
-        jobs.annotate(run_deleted=Exists(DeletedRun.objects.filter(job=OuterRef("pk"))))
-        .filter(id=_number(run_id, "run"))
-        .first()
+    found = jobs.annotate(run_deleted=Exists(DeletedRun.objects.filter(job=OuterRef("pk")))).filter(
+        id=_number(run_id, "run")
     )
+    job = next(iter(found[:1]), None)  # by its id: no ordering needed, as first() would add
     if job is None:
         raise NotFound(f"Run {run_id!r} not found.")
     return job
@@ -196,6 +195,13 @@ def runs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     data = _run_data([job.id for job in jobs])
     deleted = set(DeletedRun.objects.filter(job__in=jobs).values_list("job_id", flat=True))
     return [_run_json(job, data[job.id], job.id in deleted) for job in jobs]
+
+
+def new_run_json(job: Job, tags: Mapping[str, str]) -> dict[str, Any]:
+    """MLflow's Run of a job just created with ``tags`` and nothing else: known without
+    reading it back."""
+    entries = [{"key": key, "value": value} for key, value in sorted(tags.items())]
+    return _run_json(job, _RunData([], [], entries), deleted=False)
 
 
 def run_info_json(job: Job, *, deleted: bool = False, name: str | None = None) -> dict[str, Any]:

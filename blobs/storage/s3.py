@@ -48,7 +48,9 @@ class S3Settings:
 
 
 def _client(settings: S3Settings, endpoint_url: str | None) -> S3Client:
-    return boto3.client(
+    # A session of its own: boto3's default one may not make clients from two threads at once,
+    # and the web server's threads may each ask for the storage first.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,
         aws_access_key_id=settings.access_key,
