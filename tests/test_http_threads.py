@@ -156,12 +156,20 @@ class _Endless:
             self.closed.set()
 
 
+async def _sending(
+    app: _Endless, method: str, body: bytes, *, more: bool
+) -> ApplicationCommunicator:
+    """A request to ``app`` through the bridge, its first body message sent."""
+    bridge = WsgiOnThreads(app, threads=1, spool_bytes=1024)
+    communicator = ApplicationCommunicator(bridge, http_scope(method, "/endless"))
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": more})
+    return communicator
+
+
 @pytest.mark.asyncio
 async def test_a_stream_stops_when_its_client_goes_away() -> None:
     endless = _Endless()
-    bridge = WsgiOnThreads(endless, threads=2, spool_bytes=1024)
-    communicator = ApplicationCommunicator(bridge, http_scope("GET", "/stream"))
-    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    communicator = await _sending(endless, "GET", b"", more=False)
     assert (await communicator.receive_output(TIMEOUT))["status"] == 200
     assert (await communicator.receive_output(TIMEOUT))["more_body"] is True
     await communicator.send_input({"type": "http.disconnect"})
@@ -173,9 +181,7 @@ async def test_a_stream_stops_when_its_client_goes_away() -> None:
 @pytest.mark.asyncio
 async def test_a_client_gone_before_its_body_ended_is_not_served() -> None:
     endless = _Endless()
-    bridge = WsgiOnThreads(endless, threads=1, spool_bytes=1024)
-    communicator = ApplicationCommunicator(bridge, http_scope("POST", "/upload"))
-    await communicator.send_input({"type": "http.request", "body": b"part", "more_body": True})
+    communicator = await _sending(endless, "POST", b"part", more=True)
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait(TIMEOUT)
     assert endless.sent == 0

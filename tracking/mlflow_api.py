@@ -25,11 +25,11 @@ from django.utils import timezone
 from rest_framework import exceptions as drf
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView, set_rollback
+from rest_framework.views import APIView
 
 from accounts.authentication import current_user
 from blobs.manifest import file_response
-from core.api.errors import known_error
+from core.api.errors import known_failure
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from jobs.models import Job
 from projects.models import Project
@@ -94,12 +94,10 @@ class MlflowView(APIView):
             return error(401, message)
         if isinstance(exc, SearchError):
             return error(400, str(exc))
-        known = known_error(exc)
-        if known is None:
+        failure = known_failure(exc)
+        if failure is None:
             raise exc
-        status, body, _ = known
-        set_rollback()
-        return error(status, body["error"]["message"])
+        return error(*failure)
 
     def body(self, request: Request) -> dict[str, Any]:
         data = request.data

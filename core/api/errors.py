@@ -46,6 +46,17 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     return Response(body, status=status, headers=headers)
 
 
+def known_failure(exc: Exception) -> tuple[int, str] | None:
+    """For the compatibility APIs, which answer in their clients' shapes: the status and message
+    of a known failure, the request's transaction marked to roll back; None for any other."""
+    known = known_error(exc)
+    if known is None:
+        return None
+    status, body, _ = known
+    set_rollback()
+    return status, body["error"]["message"]
+
+
 def known_error(exc: Exception) -> tuple[int, ErrorBody, dict[str, str]] | None:
     """The status, body and headers of an answer to a known failure; None for any other."""
     if isinstance(exc, DomainError):
