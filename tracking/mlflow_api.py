@@ -240,7 +240,7 @@ class RunCreateView(MlflowView):
 class RunGetView(MlflowView):
     def get(self, request: Request) -> HttpResponse:
         job = self.run_to_read(request, _run_id(dict(request.query_params.items())))
-        return answer({"run": runs.runs_json([job])[0]})
+        return answer({"run": runs.runs_json([runs.run_row(job)])[0]})
 
 
 class RunUpdateView(MlflowView):
@@ -253,7 +253,7 @@ class RunUpdateView(MlflowView):
                 tags_set(job.id, {RUN_NAME_TAG: name})
             if data.get("status"):
                 runs.run_end(job, runs.text(data["status"], "status"))
-        fresh = runs.runs_json([runs.run_find(str(job.id))])[0]
+        fresh = runs.runs_json([runs.run_row(runs.run_find(str(job.id)))])[0]
         return answer({"run_info": fresh["info"]})
 
 
@@ -294,7 +294,7 @@ class RunSearchView(MlflowView):
         matching = runs_matching(jobs, data.get("filter") or "", order_by, view)
         limit = _limit(data.get("max_results"), SEARCH_PAGE, MAX_SEARCH_PAGE)
         offset = _offset(data.get("page_token"))
-        page = list(matching[offset : offset + limit + 1])
+        page = [runs.RunRow(*row) for row in runs.run_rows(matching)[offset : offset + limit + 1]]
         body: dict[str, Any] = {"runs": runs.runs_json(page[:limit])}
         if len(page) > limit:
             body["next_page_token"] = _token(offset + limit)
