@@ -28,17 +28,24 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header; send 'Authorization: Bearer <token>'."
             )
-        token = api_token_authenticate(secret)
-        if token is None:
-            raise exceptions.AuthenticationFailed(
-                "The API token is unknown, revoked or expired; create a new one."
-            )
-        _check_scope(token, request)
-        _check_job_token(token, request)
+        token = token_checked(
+            secret, request, "The API token is unknown, revoked or expired; create a new one."
+        )
         return token.user, token
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return 'Bearer realm="ferry"'
+
+
+def token_checked(secret: str, request: Request, unknown: str) -> ApiToken:
+    """The token ``secret`` names, if it may make ``request``; raises with ``unknown`` as the
+    message if there is no such token."""
+    token = api_token_authenticate(secret)
+    if token is None:
+        raise exceptions.AuthenticationFailed(unknown)
+    _check_scope(token, request)
+    _check_job_token(token, request)
+    return token
 
 
 def current_user(request: Request) -> User:

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "jobs",
     "fleet",
     "tracking",
+    "compat.floyd",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +274,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": timedelta(seconds=FERRY_SCHEDULE_INTERVAL_S),
         "options": {"expires": FERRY_SCHEDULE_INTERVAL_S},
     },
+    # floyd-cli's uploads: an unpack that went quiet is tried again, an abandoned one removed.
+    "floyd.reap_uploads": {"task": "floyd.reap_uploads", "schedule": timedelta(minutes=5)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -1,5 +1,5 @@
-"""URL routes: the REST API under /api/v1/, its schema and docs, the MLflow-compatible API,
-the admin and /healthz."""
+"""URL routes: the REST API under /api/v1/, its schema and docs, the MLflow- and
+FloydHub-compatible APIs, the admin and /healthz."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -25,6 +25,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # What the unmodified `mlflow` client speaks, with MLFLOW_TRACKING_URI=<ferry>/compat/mlflow.
     path("compat/mlflow/", include("tracking.mlflow_urls")),
+    # What the unmodified `floyd-cli` speaks, with `floyd --host <ferry>/compat/floyd`.
+    path("compat/floyd/api/v1/", include("compat.floyd.urls")),
+    path("compat/floyd/upload/", include("compat.floyd.tus_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Any other path under /api/ answers with the API's JSON error body, not an HTML page.

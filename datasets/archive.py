@@ -1,4 +1,4 @@
-"""A dataset version as a tar stream, written as it is sent.
+"""A dataset version (or any tree: a job's code) as a tar stream, written as it is sent.
 
 Each file is read from storage in chunks straight into the response, so the server holds one
 chunk at a time however large the version is.
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from blobs.digests import CHUNK
-from blobs.models import TreeEntry
+from blobs.models import Tree, TreeEntry
 from blobs.storage import StorageError, get_storage
 from datasets.models import DatasetVersion
 
@@ -17,9 +17,16 @@ BLOCK = 512
 
 
 def version_tar(version: DatasetVersion) -> Iterator[bytes]:
+    return tree_tar(version.tree, int(version.created_at.timestamp()))
+
+
+def tree_tar(tree: Tree, mtime: int, under: str = "") -> Iterator[bytes]:
+    """The files of ``tree`` as a tar stream, or only those inside the directory ``under``
+    (kept at their paths in the tree)."""
     storage = get_storage()
-    mtime = int(version.created_at.timestamp())
-    entries = TreeEntry.objects.filter(tree=version.tree).order_by("path")
+    entries = TreeEntry.objects.filter(tree=tree).order_by("path")
+    if under:
+        entries = entries.filter(path__startswith=f"{under.strip('/')}/")
     for entry in entries.iterator(chunk_size=1000):
         yield _header(entry, mtime)
         yield from _body(storage.open(entry.blob_id), entry)

@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, ProtectedError, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -15,6 +15,7 @@ from core.errors import Conflict, PermissionDenied, ValidationFailed
 from fleet.services import allocation_release, schedule_soon
 from jobs.inputs import InputRequest, resolve_inputs
 from jobs.models import (
+    FINISHED,
     Environment,
     Job,
     JobEvent,
@@ -120,11 +121,16 @@ def _insert_job(
 
 
 def _next_number(project: Project) -> int:
-    """The number of the project's next job. Call inside a transaction: the project stays
-    locked until it commits, so that two jobs made at once get N and N+1, not both N."""
-    Project.objects.select_for_update().filter(id=project.id).exists()
+    """The number of the project's next job, never one given before. Call inside a
+    transaction: the project stays locked until it commits, so that two jobs made at once get
+    N and N+1, not both N."""
+    rows = Project.objects.select_for_update().filter(id=project.id)
+    given = rows.values_list("jobs_numbered", flat=True).get()
+    # Jobs written without this service (imports, fixtures) count as given too.
     latest = Job.objects.filter(project=project).aggregate(latest=Max("number"))["latest"] or 0
-    return int(latest) + 1
+    number = max(given, int(latest)) + 1
+    rows.update(jobs_numbered=number)
+    return number
 
 
 def external_run_create(*, actor: User, project: Project, name: str = "") -> Job:
@@ -259,13 +265,16 @@ def job_stop(*, actor: User, job: Job, reason: str = "") -> Job:
 
 def job_restart(*, actor: User, job: Job, changes: dict[str, Any]) -> Job:
     """A new job like ``job`` (its code, inputs, settings), with ``changes`` applied: any of
-    command, environment, machine, max_runtime_s, priority, max_retries, message, and params
-    (merged)."""
+    command, environment, machine, max_runtime_s, priority, max_retries, message, params
+    (merged), and inputs (a list of InputRequest that replaces the job's)."""
+    inputs = changes.get("inputs") or [
+        InputRequest(_source_of(item), item.name) for item in job.inputs.all()
+    ]
     request = JobRequest(
         command=changes.get("command") or job.command,
         environment=changes.get("environment") or job.environment.name,
         machine=changes.get("machine") or job.machine_type.name,
-        inputs=[InputRequest(_source_of(item), item.name) for item in job.inputs.all()],
+        inputs=inputs,
         params={**job.params, **changes.get("params", {})},
         message=changes.get("message") or f"restart of {job}",
         max_runtime_s=changes.get("max_runtime_s", job.max_runtime_s),
@@ -273,6 +282,31 @@ def job_restart(*, actor: User, job: Job, changes: dict[str, Any]) -> Job:
         max_retries=changes.get("max_retries", job.max_retries),
     )
     return job_create(actor=actor, project=job.project, request=request, restart_of=job)
+
+
+def job_delete(*, actor: User, job: Job) -> None:
+    """Delete a finished job with its log, events and metrics; its code and output trees stay
+    until the garbage collector finds them unused. Its creator may delete it, as may the
+    project's admins. Refused while it runs, and while another job mounts its output."""
+    mine = job.created_by_id == actor.pk
+    authorize_project(actor, job.project, ProjectAction.WRITE if mine else ProjectAction.MANAGE)
+    name, number = str(job), job.number
+    try:
+        with transaction.atomic():
+            # Only if still finished: a job cannot be deleted under its running agent.
+            deleted, _ = Job.objects.filter(id=job.id, status__in=FINISHED).delete()
+    except ProtectedError as exc:
+        raise Conflict(
+            f"Job {name} cannot be deleted: other jobs mount its output, and what they read "
+            "must stay known. Delete those jobs first.",
+            code="job_output_in_use",
+        ) from exc
+    if not deleted:
+        raise Conflict(
+            f"Job {name} is {job.status}; stop it and delete it once it has ended.",
+            code="job_not_finished",
+        )
+    project_event_publish(job.project, "job.deleted", {"job": name, "number": number})
 
 
 def _source_of(item: JobInput) -> str:

@@ -22,6 +22,9 @@ class Project(OwnedByUserOrTeam):
     updated_at = models.DateTimeField(default=timezone.now)
     # Whether the project's jobs may reach the network; off, they see only their loopback.
     job_network = models.BooleanField(default=True)
+    # The highest job number given out: a deleted job's number is not given again, so a name
+    # like alice/mnist/7 means one job only, ever.
+    jobs_numbered = models.PositiveIntegerField(default=0)
 
     objects = ProjectQuerySet.as_manager()
 

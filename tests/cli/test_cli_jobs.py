@@ -5,22 +5,19 @@ executor, as the host's Celery worker would.
 """
 
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from accounts.services import api_token_create
-from fleet.inventory import inventory_read
-from fleet.scheduler import schedule
-from fleet.services import host_register
-from jobs.agent import run_job
 from jobs.models import Job
 from tests.cli.conftest import Ferry
 from tests.cli.test_cli_datasets import write
 from tests.factories import UserFactory
+from tests.support.local_agent import agent_dir, run_in_agent
+
+__all__ = ["agent_dir"]  # a fixture, used by name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,30 +33,6 @@ rows = (pathlib.Path(os.environ["FERRY_INPUT_MNIST"]) / "train.csv").read_text()
 print("rows", len(rows), "lr", os.environ["FERRY_PARAM_LR"])
 pathlib.Path(os.environ["FERRY_OUTPUT"], "model.txt").write_text("weights")
 """
-
-
-@pytest.fixture
-def agent_dir(settings: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    settings.FERRY_AGENT_DIR = tmp_path / "agent"  # type: ignore[attr-defined]
-    settings.FERRY_JOB_STOP_GRACE_S = 1  # type: ignore[attr-defined]
-    settings.FERRY_EXECUTOR = "local"  # type: ignore[attr-defined]
-    host_register("here", inventory_read())
-    return tmp_path / "agent"
-
-
-def run_in_agent(number: int) -> threading.Thread:
-    """Place job ``number`` and run it in a thread, as the host's agent would."""
-    assert schedule()["placed"] == 1
-
-    def agent() -> None:
-        try:
-            run_job(Job.objects.get(number=number).id)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=agent)
-    thread.start()
-    return thread
 
 
 @pytest.mark.usefixtures("agent_dir")

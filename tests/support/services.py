@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap", "docker"})
+KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap", "docker", "floyd-cli"})
 
 
 def required_services() -> frozenset[str]:

@@ -7,6 +7,7 @@ import click
 from ferry.cli.admin import admin
 from ferry.cli.context import Context
 from ferry.cli.data import data
+from ferry.cli.floyd_proxy import floyd_proxy
 from ferry.cli.jobs import COMMANDS as JOB_COMMANDS
 from ferry.client import FerryClient
 from ferry.config import Config, load, normalise_host, save
@@ -46,6 +47,7 @@ def login(ctx: Context, host: str | None, token: str | None) -> None:
 
 cli.add_command(data)
 cli.add_command(admin)
+cli.add_command(floyd_proxy)
 for command in JOB_COMMANDS:
     cli.add_command(command)
 
