@@ -5,7 +5,8 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, ProtectedError, QuerySet
+from django.db.models import F, Max, ProtectedError, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -124,13 +125,14 @@ def _next_number(project: Project) -> int:
     """The number of the project's next job, never one given before. Call inside a
     transaction: the project stays locked until it commits, so that two jobs made at once get
     N and N+1, not both N."""
-    rows = Project.objects.select_for_update().filter(id=project.id)
-    given = rows.values_list("jobs_numbered", flat=True).get()
-    # Jobs written without this service (imports, fixtures) count as given too.
-    latest = Job.objects.filter(project=project).aggregate(latest=Max("number"))["latest"] or 0
-    number = max(given, int(latest)) + 1
-    rows.update(jobs_numbered=number)
-    return number
+    # The update locks the project's row until the transaction ends. Jobs written without this
+    # service (imports, fixtures) count as given too: hence the greatest of the two.
+    latest = Job.objects.filter(project=project).values("project").annotate(top=Max("number"))
+    rows = Project.objects.filter(id=project.id)
+    rows.update(
+        jobs_numbered=Greatest(F("jobs_numbered"), Coalesce(Subquery(latest.values("top")), 0)) + 1
+    )
+    return int(rows.values_list("jobs_numbered", flat=True).get())
 
 
 def external_run_create(*, actor: User, project: Project, name: str = "") -> Job:

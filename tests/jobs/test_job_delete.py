@@ -1,4 +1,5 @@
-"""Deleting a finished job (``jobs.services.job_delete``), as ``floyd delete`` does."""
+"""Deleting a finished job (``jobs.services.job_delete``), as ``floyd delete`` does, and the job
+numbers that are never given twice."""
 
 import pytest
 
@@ -11,6 +12,7 @@ from jobs.services import external_run_create, external_run_end, job_delete
 from projects.models import Project
 from tests.factories import ProjectFactory, ProjectMemberFactory, UserFactory
 from tests.fleet.factories import JobFactory
+from tests.support.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +76,14 @@ def test_a_member_deletes_only_their_own_jobs(project: Project) -> None:
 
     assert not Job.objects.filter(id=theirs.id).exists()
     assert Job.objects.filter(id=others.id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_made_at_once_get_numbers_one_after_another(alice: User, project: Project) -> None:
+    JobFactory.create(project=project, number=5, status=JobStatus.SUCCEEDED)  # not numbered here
+
+    outcomes = at_once(*[lambda: external_run_create(actor=alice, project=project)] * 4)
+
+    assert outcomes == ["ok"] * 4
+    numbers = sorted(Job.objects.filter(project=project).values_list("number", flat=True))
+    assert numbers == [5, 6, 7, 8, 9]
