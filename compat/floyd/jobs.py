@@ -22,16 +22,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
-from blobs.models import Tree, TreeEntry
+from blobs.models import Tree
 from blobs.services import tree_of_author, tree_store_directory
 from compat.floyd import floyd_yml
 from compat.floyd.api import FloydView
 from compat.floyd.code_upload import receive_code
+from compat.floyd.data_files import tar_of, tree_listing
 from compat.floyd.data_sources import job_by_id, version_by_id
 from compat.floyd.floyd_yml import FloydArgs, Mount, RunSettings
 from compat.floyd.ids import DATA_KINDS, module_id, parse_module_id, plain_id
 from core.errors import NotFound, ValidationFailed
-from datasets.archive import tree_tar
 from jobs.inputs import InputRequest
 from jobs.logs import log_read
 from jobs.models import FINISHED, Environment, Job, JobMode, JobStatus
@@ -494,7 +494,7 @@ class JobResourceView(FloydView):
         if content and request.query_params.get("download") == "true":
             return _tar_response(tree, subpath.strip("/"), name, moment)
         if content:
-            return Response(_listing(tree, subpath.strip("/"), name))
+            return Response(tree_listing(tree, subpath.strip("/"), name))
         return Response(_resource_json(resource_id, None, tree))
 
 
@@ -557,31 +557,11 @@ def _log_bytes(job: Job) -> bytes:
 
 
 def _tar_response(tree: Tree, directory: str, name: str, mtime: int) -> StreamingHttpResponse:
-    inside = TreeEntry.objects.filter(tree=tree, path__startswith=f"{directory}/")
-    if directory and not inside.exists():
-        raise NotFound(f"{name} has no directory {directory!r}.")
     response = StreamingHttpResponse(
-        tree_tar(tree, mtime, directory), content_type="application/x-tar"
+        tar_of(tree, directory, mtime, name), content_type="application/x-tar"
     )
     response["Content-Disposition"] = 'attachment; filename="code.tar"'
     return response
-
-
-def _listing(tree: Tree, directory: str, name: str) -> dict[str, Any]:
-    """The files and directories directly inside ``directory``, as ``floyd data listfiles``
-    reads them."""
-    prefix = f"{directory}/" if directory else ""
-    paths = TreeEntry.objects.filter(tree=tree, path__startswith=prefix).values_list(
-        "path", flat=True
-    )
-    files: dict[str, str] = {}
-    for path in paths:
-        head, sep, _ = path[len(prefix) :].partition("/")
-        files[head] = "directory" if sep else "file"
-    if prefix and not files:
-        raise NotFound(f"{name} has no directory {directory!r}.")
-    listed = [{"name": entry, "type": kind} for entry, kind in sorted(files.items())]
-    return {"files": listed, "skipped_files": 0, "total_files": len(listed)}
 
 
 class CodeDownloadView(FloydView):
