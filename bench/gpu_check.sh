@@ -114,7 +114,9 @@ TOKEN=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["token"])
 sed -e "s#: \.venv/bin/python #: $PY #" -e "s#: \.venv/bin/\(uvicorn\|celery\) #: $PY -m \1 #" \
   Procfile >"$WORK/Procfile"
 # setsid: honcho leads its own group, so that stopping it never signals this shell.
+# System metrics every second, so that a job of a few seconds has GPU samples to check.
 env -u FERRY_HOST FERRY_PORT="$PORT" FERRY_AGENT_NAME=gpu-check FERRY_GPU_CHECK_RUN="$WORK" \
+  FERRY_SYSTEM_METRICS_INTERVAL_S=1 \
   setsid "$PY" -m honcho start -f "$WORK/Procfile" >"$LOG" 2>&1 &
 HONCHO_PID=$!
 # Until /healthz answers (the database and the broker are up); give up at once if honcho
@@ -182,6 +184,14 @@ torch.cuda.synchronize()
 elapsed = time.perf_counter() - started
 assert torch.isfinite(product).all().item()
 print(json.dumps({"metric": "gpu_matmul_s", "value": elapsed, "step": 1}))
+# Keep the GPU busy for a few seconds, so that the agent's system sampler (every second here)
+# reads the job's GPU utilization and memory while it works.
+busy_until = time.monotonic() + 6
+while time.monotonic() < busy_until:
+    for _ in range(50):
+        product = a @ a
+    torch.cuda.synchronize()
+print("gpu-check: busy loop done")
 EOF
 echo "wrote $WORK/code/train.py"
 
@@ -235,6 +245,14 @@ a = Allocation.objects.select_related('host').get(job_id=$JOB_ID)
 print(f'allocation: host {a.host.name}, gpu_indices {a.gpu_indices}, released {a.released_at}')
 print('ALLOC', ','.join(map(str, a.gpu_indices)) or '-')
 print('METRICS', Metric.objects.filter(job_id=$JOB_ID, key='gpu_matmul_s').count())
+for key in sorted(set(Metric.objects.filter(job_id=$JOB_ID, key__startswith='system/').values_list('key', flat=True))):
+    values = list(Metric.objects.filter(job_id=$JOB_ID, key=key).values_list('value', flat=True))
+    print(f'system metric {key}: {len(values)} points, max {max(values):g}')
+index = a.gpu_indices[0] if a.gpu_indices else -1
+util = Metric.objects.filter(job_id=$JOB_ID, key=f'system/gpu{index}/utilization_percent')
+mem = Metric.objects.filter(job_id=$JOB_ID, key=f'system/gpu{index}/memory_used_mb')
+print('GPU_UTIL_MAX', max(util.values_list('value', flat=True), default=-1))
+print('GPU_MEM_MAX', max(mem.values_list('value', flat=True), default=-1))
 " | tee "$WORK/allocation.txt"
 ALLOC=$(sed -n 's/^ALLOC //p' "$WORK/allocation.txt")
 METRICS=$(sed -n 's/^METRICS //p' "$WORK/allocation.txt")
@@ -251,4 +269,10 @@ echo "status=$STATUS device_count=${SEEN_COUNT:-?} CUDA_VISIBLE_DEVICES=${SEEN_C
   fail "CUDA_VISIBLE_DEVICES in the job was '$SEEN_CVD', the allocation's GPU index is $ALLOC"
 [ "$API_GPUS" = "$ALLOC" ] || fail "ferry info says GPUs $API_GPUS, the allocation $ALLOC"
 [ "$METRICS" -ge 1 ] || fail "the gpu_matmul_s metric line was not recorded"
+GPU_UTIL_MAX=$(sed -n 's/^GPU_UTIL_MAX //p' "$WORK/allocation.txt")
+GPU_MEM_MAX=$(sed -n 's/^GPU_MEM_MAX //p' "$WORK/allocation.txt")
+"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$GPU_UTIL_MAX" ||
+  fail "no system/gpu$ALLOC/utilization_percent sample above 0 (max $GPU_UTIL_MAX)"
+"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$GPU_MEM_MAX" ||
+  fail "no system/gpu$ALLOC/memory_used_mb sample above 0 (max $GPU_MEM_MAX)"
 PASSED=1
