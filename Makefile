@@ -7,8 +7,16 @@ STAMP := $(VENV)/.installed
 FERRY_HOST ?= 127.0.0.1
 FERRY_PORT ?= 8000
 export FERRY_HOST FERRY_PORT
+# The browser UI (frontend/): npm installs it from its lock file; Vite builds it into
+# frontend/dist, which Django serves. Rebuilt when a source file is newer than the build.
+NPM ?= npm
+UI := frontend
+UI_STAMP := $(UI)/node_modules/.installed
+UI_BUILD := $(UI)/dist/index.html
+UI_SOURCES := $(shell find $(UI)/src $(UI)/public -type f 2>/dev/null) \
+	$(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json $(UI)/tsconfig.app.json
 
-.PHONY: up test lint typecheck pytest install lock clean images
+.PHONY: up test lint typecheck pytest uitest ui install lock clean images
 
 install: $(STAMP)
 
@@ -20,23 +28,42 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' -e ./cli
 	@touch $(STAMP)
 
-up: $(STAMP)
+$(UI_STAMP): $(UI)/package.json $(UI)/package-lock.json
+	@command -v $(NPM) >/dev/null || { \
+		echo "The browser UI needs Node.js 20 and npm: on Debian, apt-get install nodejs npm"; \
+		exit 1; }
+	cd $(UI) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $(UI_STAMP)
+
+ui: $(UI_BUILD)
+
+$(UI_BUILD): $(UI_STAMP) $(UI_SOURCES)
+	cd $(UI) && $(NPM) run --silent build
+
+up: $(STAMP) $(UI_BUILD)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ferry_bootstrap --url http://$(FERRY_HOST):$(FERRY_PORT)
 	$(BIN)/honcho start -f Procfile
 
-lint: $(STAMP)
+lint: $(STAMP) $(UI_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(UI) && $(NPM) run --silent lint
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(UI_STAMP)
 	$(BIN)/mypy .
+	cd $(UI) && $(NPM) run --silent typecheck
 
-pytest: $(STAMP)
+# The UI's component tests (Vitest, in jsdom).
+uitest: $(UI_STAMP)
+	cd $(UI) && $(NPM) run --silent test
+
+# The end-to-end tests drive the built UI in Chromium.
+pytest: $(STAMP) $(UI_BUILD)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck uitest pytest
 
 # The environments' images (platform/images/); IMAGES="python-3.11" picks some, GPU=1 adds the
 # -cuda ones, NO_TORCH_INDEX=1 skips those needing PyTorch's wheel index, WHEELHOUSE=1 has this
@@ -50,4 +77,4 @@ lock: $(STAMP)
 	   $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(UI)/node_modules $(UI)/dist

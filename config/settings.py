@@ -158,6 +158,13 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every start if it is missing
+# The browser UI (frontend/, built by `make up`): its assets are static files under /static/ui/.
+# Whitenoise also serves them straight from the build (finders), so a fresh `npm run build` is
+# live without another collectstatic; Vite's content-hashed names may be cached for ever.
+FERRY_UI_DIR = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [("ui", FERRY_UI_DIR)] if FERRY_UI_DIR.is_dir() else []
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_IMMUTABLE_FILE_TEST = r"/ui/assets/.+-[0-9A-Za-z_-]{8}\.\w+$"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -1,13 +1,13 @@
 """URL routes: the REST API under /api/v1/, its schema and docs, the MLflow- and
-FloydHub-compatible APIs, the admin and /healthz."""
+FloydHub-compatible APIs, the admin, /healthz and the browser UI's pages."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api.errors import api_not_found
 from core.health import healthz
+from core.ui import ui_page
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -34,7 +34,10 @@ urlpatterns = [
     # (?s) lets the catch-all take paths with a newline in them too.
     re_path(r"^api(?:/(?P<rest>(?s:.*)))?\Z", api_not_found),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    # Every other address is a page of the browser UI, which routes it in the browser (an
+    # unknown one shows its "not found" page). A missing static file or compatibility route
+    # stays a 404 rather than an HTML page its client cannot read.
+    re_path(r"^(?!static/|compat/|ws/)(?P<path>(?s:.*))\Z", ui_page, name="ui"),
 ]
 
 handler400 = "core.api.errors.bad_request"

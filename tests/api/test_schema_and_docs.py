@@ -28,13 +28,6 @@ def test_docs_page_loads_its_assets_from_this_server(client: Client) -> None:
     assert "unpkg.com" not in html
 
 
-def test_root_leads_to_the_docs(client: Client) -> None:
-    response = client.get("/")
-
-    assert response.status_code == 302
-    assert response["Location"] == "/api/docs/"
-
-
 def test_schema_documents_bearer_tokens(client: Client) -> None:
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
 

@@ -1,0 +1,3 @@
+export function DatasetPage() {
+  return <div className="page">DatasetPage</div>
+}

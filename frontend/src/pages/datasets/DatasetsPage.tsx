@@ -1,0 +1,3 @@
+export function DatasetsPage() {
+  return <div className="page">DatasetsPage</div>
+}

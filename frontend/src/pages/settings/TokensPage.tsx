@@ -1,0 +1,3 @@
+export function TokensPage() {
+  return <div className="page">TokensPage</div>
+}
