@@ -1,0 +1,5 @@
+import type { Job } from '../../api/jobs'
+
+export function SystemPanel({ job }: { job: Job }) {
+  return <div className="card">SystemPanel of {job.name}</div>
+}
