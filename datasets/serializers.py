@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -21,6 +22,7 @@ class DatasetCreateInput(InputSerializer):
 
 class DatasetListQuery(serializers.Serializer[Any]):
     owner = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    search = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
 class VersionCreateInput(InputSerializer):
@@ -36,21 +38,47 @@ class DatasetOutput(serializers.ModelSerializer[Dataset]):
     owner = serializers.CharField(source="owner_name", read_only=True)
     full_name = serializers.CharField(read_only=True)
     latest_version = serializers.SerializerMethodField()
+    version_count = serializers.SerializerMethodField()
+    latest_size = serializers.SerializerMethodField(help_text="The latest version's bytes.")
+    updated_at = serializers.SerializerMethodField(help_text="When the latest version was made.")
 
     class Meta:
         model = Dataset
         fields = [
             "id", "owner", "name", "full_name", "description", "visibility", "latest_version",
-            "created_at",
+            "version_count", "latest_size", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
+    # A list annotates these (selectors.with_version_summary); a single dataset reads them here.
+
     def get_latest_version(self, dataset: Dataset) -> int | None:
-        latest = getattr(dataset, "latest_version", None)
-        if latest is not None:
-            return int(latest)
-        found = dataset.versions.order_by("-number").values_list("number", flat=True).first()
-        return found
+        if hasattr(dataset, "latest_version"):
+            latest: int | None = dataset.latest_version
+            return latest
+        latest_row = self._latest(dataset)
+        return latest_row.number if latest_row else None
+
+    def get_version_count(self, dataset: Dataset) -> int:
+        count = getattr(dataset, "version_count", None)
+        return int(count) if count is not None else dataset.versions.count()
+
+    def get_latest_size(self, dataset: Dataset) -> int | None:
+        if hasattr(dataset, "latest_size"):
+            size: int | None = dataset.latest_size
+            return size
+        latest_row = self._latest(dataset)
+        return latest_row.tree.total_size if latest_row else None
+
+    def get_updated_at(self, dataset: Dataset) -> datetime | None:
+        if hasattr(dataset, "updated_at"):
+            updated: datetime | None = dataset.updated_at
+            return updated
+        latest_row = self._latest(dataset)
+        return latest_row.created_at if latest_row else None
+
+    def _latest(self, dataset: Dataset) -> DatasetVersion | None:
+        return dataset.versions.select_related("tree").order_by("-number").first()
 
 
 class VersionOutput(serializers.ModelSerializer[DatasetVersion]):

@@ -1,6 +1,5 @@
 """Dataset endpoints. Views translate HTTP; ``datasets.services`` decides and writes."""
 
-from django.db.models import Max
 from django.http import (
     HttpResponseBase,
     StreamingHttpResponse,
@@ -34,15 +33,20 @@ class DatasetListView(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(
-        parameters=[OpenApiParameter("owner", str, description="Only this user's or team's.")],
+        parameters=[
+            OpenApiParameter("owner", str, description="Only this user's or team's."),
+            OpenApiParameter(
+                "search", str, description="Only those whose owner, name or description has this."
+            ),
+        ],
         responses=DatasetOutput(many=True),
     )
     def get(self, request: Request) -> Response:
         query = validated(DatasetListQuery, request.query_params.dict())
-        datasets = selectors.datasets_visible_to(request.user, query.get("owner")).annotate(
-            latest_version=Max("versions__number")
+        datasets = selectors.datasets_visible_to(
+            request.user, query.get("owner"), query.get("search")
         )
-        return paginated(request, self, datasets, DatasetOutput)
+        return paginated(request, self, selectors.with_version_summary(datasets), DatasetOutput)
 
     @extend_schema(request=DatasetCreateInput, responses={201: DatasetOutput})
     def post(self, request: Request) -> Response:

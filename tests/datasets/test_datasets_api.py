@@ -205,3 +205,52 @@ def test_a_version_downloads_as_a_tar_stream(alice_api: APIClient) -> None:
             if member.isfile()
         }
     assert unpacked == files
+
+
+def test_the_list_tells_each_datasets_versions_and_latest_size(alice_api: APIClient) -> None:
+    commit(alice_api, {"a": b"1"}, "first")
+    latest = commit(alice_api, {"a": b"1", "b": b"4567"}, "second")
+    alice_api.post(DATASETS, {"name": "empty", "description": "nothing yet"}, format="json")
+
+    rows = {row["name"]: row for row in alice_api.get(DATASETS).json()["results"]}
+    detail = alice_api.get(f"{DATASETS}/alice/mnist").json()
+
+    assert rows["mnist"]["version_count"] == 2
+    assert rows["mnist"]["latest_version"] == 2
+    assert rows["mnist"]["latest_size"] == 5
+    assert rows["mnist"]["updated_at"] == latest["created_at"]
+    assert (rows["empty"]["version_count"], rows["empty"]["latest_size"]) == (0, None)
+    assert rows["empty"]["updated_at"] is None
+    summary = ("version_count", "latest_version", "latest_size", "updated_at")
+    assert {key: detail[key] for key in summary} == {key: rows["mnist"][key] for key in summary}
+
+
+def test_the_list_costs_the_same_queries_for_more_datasets(alice_api: APIClient) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    commit(alice_api, {"a": b"1"})
+    with CaptureQueriesContext(connection) as few:
+        alice_api.get(DATASETS)
+    for name in ("two", "three", "four"):
+        alice_api.post(DATASETS, {"name": name}, format="json")
+    with CaptureQueriesContext(connection) as many:
+        assert alice_api.get(DATASETS).json()["count"] == 4
+
+    assert len(many) == len(few)
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [("MNI", ["mnist"]), ("digits", ["mnist"]), ("alic", ["mnist", "cifar"]), ("zzz", [])],
+)
+def test_the_list_is_searched_by_name_description_and_owner(
+    alice: User, search: str, expected: list[str]
+) -> None:
+    client = client_for(alice)
+    client.post(DATASETS, {"name": "mnist", "description": "Handwritten digits"}, format="json")
+    client.post(DATASETS, {"name": "cifar"}, format="json")
+
+    rows = client.get(DATASETS, {"search": search}).json()["results"]
+
+    assert [row["name"] for row in rows] == expected
