@@ -63,6 +63,9 @@ VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "chart-bench-password"
 LOAD_TIMEOUT_MS = 180_000
 ZOOM_TIMEOUT_MS = 60_000
+# How long MLflow's chart is given to ask for finer data after a zoom before it counts as not
+# asking (it may only magnify the points it has).
+MLFLOW_REFETCH_WAIT_MS = 15_000
 MLFLOW_CLIENT_POINTS = 1000
 
 
@@ -106,6 +109,9 @@ def ferry_series(env: dict[str, str], points: int) -> tuple[str, str]:
     for first in range(0, points, SERIES_BATCH):
         steps = range(first, min(first + SERIES_BATCH, points))
         metrics_record(job.id, [MetricPoint("loss", loss_at(s), s, at) for s in steps])
+    from django.db import connection
+
+    connection.close()  # Django is done here: the cluster may stop later without it
     return user.username, f"/{user.username}/projects/{project.name}/{job.number}?tab=metrics"
 
 
@@ -202,7 +208,7 @@ def mlflow_zoom(page: Any) -> float | None:
     try:
         with page.expect_response(
             lambda r: "get-history-bulk-interval" in r.url and "start_step" in r.url,
-            timeout=ZOOM_TIMEOUT_MS,
+            timeout=MLFLOW_REFETCH_WAIT_MS,
         ):
             drag(page, ".js-plotly-plot .nsewdrag")
     except PlaywrightTimeout:
@@ -228,7 +234,13 @@ def visit(
         page = context.new_page()
         requests = timed_requests(page, marker)
         started = time.perf_counter()
-        load(page, base + side.url)
+        try:
+            load(page, base + side.url)
+        except Exception:
+            shot = Path(tempfile.gettempdir()) / f"ui-chart-{side.label}-failed.png"
+            page.screenshot(path=str(shot))
+            progress(f"{side.label}: the chart did not load; the page is in {shot}")
+            raise
         side.loads.append(time.perf_counter() - started)
         side.requests_ms.extend(requests)
         side.zooms.append(zoom(page))
@@ -272,9 +284,6 @@ def measure(work: Path, points: int, reps: int) -> dict[str, Any]:
             for side in pages[number % 2 :] + pages[: number % 2]:
                 progress(f"round {number + 1}/{reps}: {side.label}")
                 visit(browser, side, *how[side.label])
-        from django.db import connection
-
-        connection.close()  # before the cluster stops
     return report(points, pages)
 
 
