@@ -7,6 +7,8 @@ from blobs.serializers import digest_field
 from core.api.serializers import InputSerializer
 from fleet.queue import QueuePlaces
 from jobs.models import Environment, Job, JobEvent, JobInput, JobStatus, MachineType
+from jobs.selectors import METRIC_PREFIX, ORDER_FIELDS, JobFilters, JobOrder
+from tracking.parsing import MAX_KEY_CHARS, json_number
 
 MAX_COMMAND = 10_000
 MAX_MESSAGE = 5000
@@ -162,6 +164,126 @@ class JobOutput(serializers.ModelSerializer[Job]):
             return None
         host = first.host
         return {"name": host.name, "executor": host.executor, "gpus": first.gpu_indices}
+
+
+MAX_METRIC_COLUMNS = 10
+MAX_SEARCH = 200
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class JobListQuery(serializers.Serializer[Any]):
+    """A jobs list's filters, order and metric columns. Like every list, it ignores query
+    parameters it does not know: links with tracking parameters must keep working."""
+
+    status = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text="Only jobs in these statuses, comma-separated: e.g. running,queued.",
+    )  # fmt: skip
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_SEARCH,
+        help_text="Text in the job's message or command; a job number matches that job too.",
+    )  # fmt: skip
+    created_by = serializers.CharField(
+        required=False, allow_blank=True, max_length=150,
+        help_text="Only jobs this user submitted (a username).",
+    )  # fmt: skip
+    ordering = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_KEY_CHARS + 20,
+        help_text="number, created, duration, status or metric:KEY; a leading - for descending. "
+        "-number by default.",
+    )  # fmt: skip
+    metrics = serializers.CharField(
+        required=False, allow_blank=True, max_length=(MAX_KEY_CHARS + 1) * MAX_METRIC_COLUMNS,
+        help_text=f"Up to {MAX_METRIC_COLUMNS} metric keys, comma-separated: each job's "
+        "latest value of each comes in its `metrics`.",
+    )  # fmt: skip
+
+    def validate_status(self, text: str) -> tuple[str, ...]:
+        statuses = _comma_list(text)
+        unknown = [status for status in statuses if status not in JobStatus.values]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown status {unknown[0]!r}: give any of {', '.join(JobStatus.values)}, "
+                "comma-separated."
+            )
+        return tuple(dict.fromkeys(statuses))
+
+    def validate_ordering(self, text: str) -> JobOrder | None:
+        text = text.strip()
+        if not text:
+            return None
+        descending = text.startswith("-")
+        field = text.removeprefix("-")
+        if field.startswith(METRIC_PREFIX) and field.removeprefix(METRIC_PREFIX).strip():
+            key = field.removeprefix(METRIC_PREFIX).strip()
+            return JobOrder(field="metric", descending=descending, metric=key)
+        for known in ORDER_FIELDS:
+            if field == known:
+                return JobOrder(field=known, descending=descending)
+        raise serializers.ValidationError(
+            f"Jobs cannot be ordered by {field!r}: order by {', '.join(ORDER_FIELDS)} or "
+            "metric:KEY, with a leading - for descending (e.g. -created)."
+        )
+
+    def validate_metrics(self, text: str) -> list[str]:
+        keys = list(dict.fromkeys(_comma_list(text)))
+        if len(keys) > MAX_METRIC_COLUMNS:
+            raise serializers.ValidationError(
+                f"At most {MAX_METRIC_COLUMNS} metric keys; {len(keys)} were given."
+            )
+        too_long = [key for key in keys if len(key) > MAX_KEY_CHARS]
+        if too_long:
+            raise serializers.ValidationError(
+                f"A metric key has at most {MAX_KEY_CHARS} characters; {too_long[0][:40]!r}... "
+                "is longer."
+            )
+        return keys
+
+
+def job_list_query(
+    data: dict[str, Any], default_order: JobOrder
+) -> tuple[JobFilters, JobOrder, list[str]]:
+    """The filters, order and metric columns a jobs list's validated query asks for."""
+    filters = JobFilters(
+        statuses=data.get("status", ()),
+        search=data.get("search", "").strip(),
+        created_by=data.get("created_by", "").strip(),
+    )
+    return filters, data.get("ordering") or default_order, data.get("metrics", [])
+
+
+class JobListOutput(JobOutput):
+    """A job in a list: the job, with the latest values of the metric keys the list asked for
+    (read for the whole page at once, passed in the context as ``metrics``)."""
+
+    metrics = serializers.SerializerMethodField(
+        help_text="The latest value of each metric key asked for; null where the job has none."
+    )
+
+    class Meta(JobOutput.Meta):
+        fields = [*JobOutput.Meta.fields, "metrics"]
+        read_only_fields = fields
+
+    def get_metrics(self, job: Job) -> dict[str, float | str | None]:
+        keys: list[str] = self.context.get("metric_keys", [])
+        values: dict[str, float] = self.context.get("metrics", {}).get(job.id, {})
+        return {key: json_number(values[key]) if key in values else None for key in keys}
+
+
+class MetricKeyOutput(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    jobs = serializers.IntegerField(help_text="How many of the project's jobs reported it.")
+    system = serializers.BooleanField(help_text="Recorded by the agent: CPU, memory, GPUs.")
+
+
+class LastJobOutput(serializers.ModelSerializer[Job]):
+    class Meta:
+        model = Job
+        fields = ["number", "status", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
 
 
 class JobEventOutput(serializers.ModelSerializer[JobEvent]):

@@ -7,7 +7,13 @@ JOBS = rf"projects/(?P<owner>{NAME})/(?P<name>{NAME})/jobs"
 JOB = rf"{JOBS}/(?P<number>[0-9]{{1,9}})"
 
 urlpatterns = [
+    re_path(api("jobs"), views.AllJobsListView.as_view(), name="all-jobs"),
     re_path(api(JOBS), views.JobListView.as_view(), name="job-list"),
+    re_path(
+        api(rf"projects/(?P<owner>{NAME})/(?P<name>{NAME})/metric-keys"),
+        views.MetricKeyListView.as_view(),
+        name="project-metric-keys",
+    ),
     re_path(api(JOB), views.JobDetailView.as_view(), name="job"),
     re_path(api(rf"{JOB}/stop"), views.JobStopView.as_view(), name="job-stop"),
     re_path(api(rf"{JOB}/restart"), views.JobRestartView.as_view(), name="job-restart"),

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,22 +14,27 @@ from rest_framework.views import APIView
 from accounts.authentication import current_user
 from blobs.manifest import ManifestRowOutput, file_response, manifest_response, tree_file
 from blobs.models import Tree
-from core.api.pagination import LargePagePagination, paginated
+from core.api.pagination import LargePagePagination, PageNumberPagination, paginated
 from core.api.serializers import validated
 from core.errors import NotFound
 from jobs import environments, selectors, services
 from jobs.inputs import InputRequest
 from jobs.logs import log_follow
 from jobs.models import Environment, Job, MachineType
+from jobs.selectors import JobOrder
 from jobs.serializers import (
     EnvironmentCreateInput,
     EnvironmentOutput,
     EnvironmentUpdateInput,
     JobCreateInput,
     JobEventOutput,
+    JobListOutput,
+    JobListQuery,
     JobOutput,
     JobRestartInput,
     MachineTypeOutput,
+    MetricKeyOutput,
+    job_list_query,
 )
 from projects.policy import ProjectAction
 from projects.selectors import project_get
@@ -37,13 +43,36 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_LOG_WAIT_S = 30
 
 
+JOB_LIST_PARAMETERS = [
+    OpenApiParameter(name, str, description=str(field.help_text))
+    for name, field in JobListQuery().fields.items()
+]
+
+
+def job_list_response(
+    request: Request, view: APIView, jobs: QuerySet[Job], default_order: JobOrder
+) -> Response:
+    """A page of ``jobs`` as the query string filters, orders and adds metric columns to them:
+    a fixed number of queries whatever the page's length (one more for metric columns)."""
+    query = validated(JobListQuery, request.query_params.dict())
+    filters, order, metric_keys = job_list_query(query, default_order)
+    jobs = selectors.jobs_ordered(selectors.jobs_filtered(jobs, filters), order)
+    paginator = PageNumberPagination()
+    page = paginator.paginate_queryset(jobs, request, view=view) or []
+    metrics = selectors.latest_metrics([job.id for job in page], metric_keys)
+    context = {"request": request, "metric_keys": metric_keys, "metrics": metrics}
+    return paginator.get_paginated_response(JobListOutput(page, many=True, context=context).data)
+
+
 class JobListView(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
-    @extend_schema(responses=JobOutput(many=True))
+    @extend_schema(parameters=JOB_LIST_PARAMETERS, responses=JobListOutput(many=True))
     def get(self, request: Request, owner: str, name: str) -> Response:
+        """The project's jobs, newest first unless ``ordering`` says otherwise."""
         project = project_get(request.user, owner, name, ProjectAction.VIEW)
-        return paginated(request, self, selectors.jobs_of(project), JobOutput)
+        newest = JobOrder(field="number", descending=True)
+        return job_list_response(request, self, selectors.jobs_of(project), newest)
 
     @extend_schema(
         request=JobCreateInput,
@@ -74,6 +103,29 @@ class JobListView(APIView):
         job = services.job_create(actor=current_user(request), project=project, request=job_request)
         body = JobOutput(selectors.jobs_of(project).get(id=job.id)).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class AllJobsListView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(parameters=JOB_LIST_PARAMETERS, responses=JobListOutput(many=True))
+    def get(self, request: Request) -> Response:
+        """The jobs of every project you may view, newest first unless ``ordering`` says
+        otherwise: e.g. ``?status=running,queued`` for what runs and waits now."""
+        jobs = selectors.jobs_visible_to(request.user)
+        newest = JobOrder(field="created", descending=True)
+        return job_list_response(request, self, jobs, newest)
+
+
+class MetricKeyListView(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=MetricKeyOutput(many=True))
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        """The metric keys the project's jobs reported: the metric columns its jobs list can
+        show (``?metrics=``)."""
+        project = project_get(request.user, owner, name, ProjectAction.VIEW)
+        return paginated(request, self, selectors.metric_keys_of(project), MetricKeyOutput)
 
 
 class JobDetailView(APIView):

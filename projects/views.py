@@ -11,6 +11,7 @@ from accounts.authentication import current_user
 from accounts.roles import Role
 from core.api.pagination import PageNumberPagination, paginated
 from core.api.serializers import validated
+from jobs.selectors import last_jobs_of
 from projects import selectors, services
 from projects.models import Project
 from projects.policy import ProjectAction, RoleResolver
@@ -26,8 +27,8 @@ from projects.serializers import (
 
 
 def project_body(request: Request, project: Project) -> dict[str, object]:
-    roles = RoleResolver(request.user, [project])
-    return dict(ProjectOutput(project, context={"roles": roles}).data)
+    context = {"roles": RoleResolver(request.user, [project]), "last_jobs": last_jobs_of([project])}
+    return dict(ProjectOutput(project, context=context).data)
 
 
 class ProjectListView(APIView):
@@ -37,18 +38,23 @@ class ProjectListView(APIView):
         parameters=[
             OpenApiParameter("owner", str, description="Only projects of this user or team."),
             OpenApiParameter("search", str, description="Text in the name or description."),
+            OpenApiParameter("mine", bool, description="Only projects you have a role on."),
+            OpenApiParameter(
+                "ordering", str, description="name, created or activity; - for descending."
+            ),
         ],
         responses=ProjectOutput(many=True),
     )
     def get(self, request: Request) -> Response:
         query = validated(ProjectListQuery, request.query_params.dict())
         projects = selectors.projects_filtered(
-            request.user, owner=query.get("owner"), search=query.get("search")
-        )
+            request.user, owner=query.get("owner"), search=query.get("search"),
+            mine=query["mine"], ordering=query.get("ordering", ""),
+        )  # fmt: skip
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(projects, request, view=self) or []
-        roles = RoleResolver(request.user, page)
-        data = ProjectOutput(page, many=True, context={"roles": roles}).data
+        context = {"roles": RoleResolver(request.user, page), "last_jobs": last_jobs_of(page)}
+        data = ProjectOutput(page, many=True, context=context).data
         return paginator.get_paginated_response(data)
 
     @extend_schema(request=ProjectCreateInput, responses={201: ProjectOutput})
