@@ -35,11 +35,6 @@ ALL_JOBS = "/api/v1/jobs"
 
 
 @pytest.fixture
-def alice() -> User:
-    return UserFactory.create(username="alice")
-
-
-@pytest.fixture
 def bob() -> User:
     return UserFactory.create(username="bob")
 
@@ -47,11 +42,6 @@ def bob() -> User:
 @pytest.fixture
 def project(alice: User) -> Project:
     return ProjectFactory.create(name="mnist", owner_user=alice)
-
-
-@pytest.fixture
-def api(alice: User) -> APIClient:
-    return client_for(alice)
 
 
 def make_job(project: Project, number: int, **fields: Any) -> Job:
@@ -73,76 +63,80 @@ def numbers(response: Any) -> list[int]:
     return [job["number"] for job in response.json()["results"]]
 
 
-def listed(api: APIClient, path: str = JOBS, **query: str) -> list[int]:
-    return numbers(api.get(path, query))
+def listed(client: APIClient, path: str = JOBS, **query: str) -> list[int]:
+    return numbers(client.get(path, query))
 
 
 # --- filters ----------------------------------------------------------------------------------
 
 
-def test_status_filter_takes_a_comma_separated_list(api: APIClient, project: Project) -> None:
+def test_status_filter_takes_a_comma_separated_list(
+    alice_client: APIClient, project: Project
+) -> None:
     make_job(project, 1, status=JobStatus.SUCCEEDED)
     make_job(project, 2, status=JobStatus.RUNNING)
     make_job(project, 3, status=JobStatus.QUEUED)
     make_job(project, 4, status=JobStatus.FAILED)
 
-    assert listed(api, status="running,queued") == [3, 2]
-    assert listed(api, status="failed") == [4]
-    assert listed(api, status="") == [4, 3, 2, 1]
+    assert listed(alice_client, status="running,queued") == [3, 2]
+    assert listed(alice_client, status="failed") == [4]
+    assert listed(alice_client, status="") == [4, 3, 2, 1]
 
 
-def test_search_matches_message_command_and_number(api: APIClient, project: Project) -> None:
+def test_search_matches_message_command_and_number(
+    alice_client: APIClient, project: Project
+) -> None:
     make_job(project, 1, command="python train.py --lr 0.1", message="baseline")
     make_job(project, 2, command="python eval.py", message="Evaluate the BASELINE")
     make_job(project, 3, command="python train.py --lr 0.01", message="smaller step")
     make_job(project, 12, command="true", message="")
 
-    assert listed(api, search="baseline") == [2, 1]
-    assert listed(api, search="train.py") == [3, 1]
-    assert listed(api, search="#12") == [12]
-    assert listed(api, search="12") == [12]
-    assert listed(api, search="nothing like it") == []
+    assert listed(alice_client, search="baseline") == [2, 1]
+    assert listed(alice_client, search="train.py") == [3, 1]
+    assert listed(alice_client, search="#12") == [12]
+    assert listed(alice_client, search="12") == [12]
+    assert listed(alice_client, search="nothing like it") == []
 
 
 def test_created_by_filters_by_username_ignoring_case(
-    api: APIClient, project: Project, bob: User
+    alice_client: APIClient, project: Project, bob: User
 ) -> None:
     ProjectMemberFactory.create(project=project, user=bob, role=Role.MEMBER)
     make_job(project, 1)
     make_job(project, 2, created_by=bob)
     make_job(project, 3)
 
-    assert listed(api, created_by="Bob") == [2]
-    assert listed(api, created_by="alice") == [3, 1]
-    assert listed(api, created_by="nobody") == []
+    assert listed(alice_client, created_by="Bob") == [2]
+    assert listed(alice_client, created_by="alice") == [3, 1]
+    assert listed(alice_client, created_by="nobody") == []
 
 
-def test_filters_combine(api: APIClient, project: Project) -> None:
+def test_filters_combine(alice_client: APIClient, project: Project) -> None:
     make_job(project, 1, status=JobStatus.RUNNING, message="resnet")
     make_job(project, 2, status=JobStatus.RUNNING, message="vgg")
     make_job(project, 3, status=JobStatus.FAILED, message="resnet")
 
-    assert listed(api, status="running", search="resnet", created_by="alice") == [1]
+    assert listed(alice_client, status="running", search="resnet", created_by="alice") == [1]
 
 
 # --- order ------------------------------------------------------------------------------------
 
 
-def test_number_and_created_orders(api: APIClient, project: Project) -> None:
+def test_number_and_created_orders(alice_client: APIClient, project: Project) -> None:
     now = timezone.now()
     make_job(project, 1, created_at=now - timedelta(minutes=1))
     make_job(project, 2, created_at=now - timedelta(minutes=3))
     make_job(project, 3, created_at=now - timedelta(minutes=2))
 
-    assert listed(api) == [3, 2, 1]
-    assert listed(api, ordering="number") == [1, 2, 3]
-    assert listed(api, ordering="-number") == [3, 2, 1]
-    assert listed(api, ordering="created") == [2, 3, 1]
-    assert listed(api, ordering="-created") == [1, 3, 2]
+    assert listed(alice_client) == [3, 2, 1]
+    assert listed(alice_client, ordering="number") == [1, 2, 3]
+    assert listed(alice_client, ordering="-number") == [3, 2, 1]
+    assert listed(alice_client, ordering="created") == [2, 3, 1]
+    assert listed(alice_client, ordering="-created") == [1, 3, 2]
 
 
 def test_duration_counts_a_running_job_to_now_and_puts_unstarted_ones_last(
-    api: APIClient, project: Project
+    alice_client: APIClient, project: Project
 ) -> None:
     now = timezone.now()
     make_job(project, 1, started_at=now - timedelta(hours=2), finished_at=now - timedelta(hours=1))
@@ -150,42 +144,46 @@ def test_duration_counts_a_running_job_to_now_and_puts_unstarted_ones_last(
     make_job(project, 3, status=JobStatus.QUEUED)
     make_job(project, 4, started_at=now - timedelta(minutes=5), finished_at=now)
 
-    assert listed(api, ordering="-duration") == [2, 1, 4, 3]
-    assert listed(api, ordering="duration") == [4, 1, 2, 3]
+    assert listed(alice_client, ordering="-duration") == [2, 1, 4, 3]
+    assert listed(alice_client, ordering="duration") == [4, 1, 2, 3]
 
 
-def test_status_orders_by_where_a_job_is_in_its_life(api: APIClient, project: Project) -> None:
+def test_status_orders_by_where_a_job_is_in_its_life(
+    alice_client: APIClient, project: Project
+) -> None:
     make_job(project, 1, status=JobStatus.SUCCEEDED)
     make_job(project, 2, status=JobStatus.QUEUED)
     make_job(project, 3, status=JobStatus.LOST)
     make_job(project, 4, status=JobStatus.RUNNING)
     make_job(project, 5, status=JobStatus.RUNNING)
 
-    assert listed(api, ordering="status") == [2, 5, 4, 1, 3]
-    assert listed(api, ordering="-status") == [3, 1, 5, 4, 2]
+    assert listed(alice_client, ordering="status") == [2, 5, 4, 1, 3]
+    assert listed(alice_client, ordering="-status") == [3, 1, 5, 4, 2]
 
 
 def test_metric_order_uses_the_latest_value_and_puts_jobs_without_it_last(
-    api: APIClient, project: Project
+    alice_client: APIClient, project: Project
 ) -> None:
     for number, loss in ((1, 0.5), (2, 0.2), (3, None), (4, 0.9)):
         job = make_job(project, number)
         if loss is not None:
             record(job, loss=loss)
 
-    assert listed(api, ordering="metric:loss") == [2, 1, 4, 3]
-    assert listed(api, ordering="-metric:loss") == [4, 1, 2, 3]
+    assert listed(alice_client, ordering="metric:loss") == [2, 1, 4, 3]
+    assert listed(alice_client, ordering="-metric:loss") == [4, 1, 2, 3]
 
 
 # --- metric columns ---------------------------------------------------------------------------
 
 
-def test_metric_columns_give_each_jobs_latest_values(api: APIClient, project: Project) -> None:
+def test_metric_columns_give_each_jobs_latest_values(
+    alice_client: APIClient, project: Project
+) -> None:
     record(make_job(project, 1), loss=0.5, accuracy=0.8)
     record(make_job(project, 2), loss=float("nan"))
     make_job(project, 3)
 
-    response = api.get(JOBS, {"metrics": "loss, accuracy,loss"})
+    response = alice_client.get(JOBS, {"metrics": "loss, accuracy,loss"})
 
     assert response.status_code == 200, response.json()
     rows = {job["number"]: job["metrics"] for job in response.json()["results"]}
@@ -194,25 +192,25 @@ def test_metric_columns_give_each_jobs_latest_values(api: APIClient, project: Pr
         2: {"loss": "NaN", "accuracy": None},
         3: {"loss": None, "accuracy": None},
     }
-    assert api.get(JOBS).json()["results"][0]["metrics"] == {}
+    assert alice_client.get(JOBS).json()["results"][0]["metrics"] == {}
 
 
 def test_a_page_costs_the_same_queries_whatever_its_length(
-    api: APIClient, project: Project
+    alice_client: APIClient, project: Project
 ) -> None:
     def queries_for_jobs(count: int) -> int:
         Job.objects.filter(project=project).delete()
         for number in range(1, count + 1):
             record(make_job(project, number, status=JobStatus.QUEUED), loss=number, acc=1)
         with CaptureQueriesContext(connection) as queries:
-            response = api.get(
+            response = alice_client.get(
                 JOBS, {"metrics": "loss,acc", "ordering": "-metric:loss", "status": "queued"}
             )
         assert response.status_code == 200
         assert len(response.json()["results"]) == count
         return len(queries)
 
-    api.get(JOBS)  # the first request of a session reads what later ones find cached
+    alice_client.get(JOBS)  # the first request of a session reads what later ones find cached
     assert queries_for_jobs(2) == queries_for_jobs(20)
 
 
@@ -231,22 +229,22 @@ def test_a_page_costs_the_same_queries_whatever_its_length(
     ],
 )
 def test_a_bad_parameter_is_a_400_that_says_what_to_change(
-    api: APIClient, project: Project, query: dict[str, str], field: str, says: str
+    alice_client: APIClient, project: Project, query: dict[str, str], field: str, says: str
 ) -> None:
     make_job(project, 1)
 
     for path in (JOBS, ALL_JOBS):
         with nothing_written():
-            response = api.get(path, query)
+            response = alice_client.get(path, query)
         error = assert_error(response, 400, "invalid")
         assert list(error["fields"]) == [field]
         assert says in error["message"], error
 
 
-def test_unknown_parameters_are_ignored(api: APIClient, project: Project) -> None:
+def test_unknown_parameters_are_ignored(alice_client: APIClient, project: Project) -> None:
     make_job(project, 1)
 
-    assert listed(api, utm_source="mail") == [1]
+    assert listed(alice_client, utm_source="mail") == [1]
 
 
 # --- the jobs of every project one may view ---------------------------------------------------
@@ -285,14 +283,14 @@ def names(response: Any) -> list[str]:
 
 
 def test_all_jobs_lists_only_projects_one_may_view(
-    api: APIClient, world: dict[str, Project]
+    alice_client: APIClient, world: dict[str, Project]
 ) -> None:
-    running = names(api.get(ALL_JOBS, {"status": "running,queued"}))
+    running = names(alice_client.get(ALL_JOBS, {"status": "running,queued"}))
 
     assert running == [
         "alice/mnist/1", "lab/shared/1", "bob/together/1", "bob/open/1",
     ]  # fmt: skip
-    assert api.get(ALL_JOBS).json()["count"] == 8
+    assert alice_client.get(ALL_JOBS).json()["count"] == 8
 
 
 def test_all_jobs_shows_anonymous_visitors_public_projects_only(
@@ -308,9 +306,11 @@ def test_all_jobs_shows_a_site_admin_everything(world: dict[str, Project]) -> No
 
 
 def test_all_jobs_takes_the_same_filters_and_orders(
-    api: APIClient, world: dict[str, Project]
+    alice_client: APIClient, world: dict[str, Project]
 ) -> None:
-    response = api.get(ALL_JOBS, {"status": "running", "ordering": "created", "created_by": "bob"})
+    response = alice_client.get(
+        ALL_JOBS, {"status": "running", "ordering": "created", "created_by": "bob"}
+    )
 
     assert names(response) == [
         "bob/open/1", "bob/together/1", "lab/shared/1", "alice/mnist/1",
@@ -318,7 +318,7 @@ def test_all_jobs_takes_the_same_filters_and_orders(
 
 
 def test_all_jobs_costs_the_same_queries_whatever_the_number_of_projects(
-    alice: User, api: APIClient
+    alice: User, alice_client: APIClient
 ) -> None:
     def queries_for_projects(count: int) -> int:
         Project.objects.all().delete()
@@ -330,11 +330,11 @@ def test_all_jobs_costs_the_same_queries_whatever_the_number_of_projects(
             )
             make_job(team_project, 1, status=JobStatus.RUNNING)
         with CaptureQueriesContext(connection) as queries:
-            response = api.get(ALL_JOBS, {"status": "running"})
+            response = alice_client.get(ALL_JOBS, {"status": "running"})
         assert response.json()["count"] == 2 * count
         return len(queries)
 
-    api.get(ALL_JOBS)  # the first request of a session reads what later ones find cached
+    alice_client.get(ALL_JOBS)  # the first request of a session reads what later ones find cached
     assert queries_for_projects(1) == queries_for_projects(12)
 
 
@@ -342,13 +342,13 @@ def test_all_jobs_costs_the_same_queries_whatever_the_number_of_projects(
 
 
 def test_metric_keys_come_most_reported_first_and_system_metrics_last(
-    api: APIClient, project: Project
+    alice_client: APIClient, project: Project
 ) -> None:
     record(make_job(project, 1), loss=1, accuracy=0.5, **{"system/cpu_percent": 80})
     record(make_job(project, 2), loss=1)
     record(make_job(project, 3), loss=1, **{"system/cpu_percent": 10})
 
-    response = api.get("/api/v1/projects/alice/mnist/metric-keys")
+    response = alice_client.get("/api/v1/projects/alice/mnist/metric-keys")
 
     assert response.status_code == 200, response.json()
     assert response.json()["results"] == [

@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react'
+import { Link } from 'react-router-dom'
 import type { ApiError } from '../api/client'
 
 export function Loading({ what = 'Loading' }: { what?: string }) {
@@ -19,6 +20,18 @@ export function ErrorMessage({ error, retry }: { error: ApiError | Error | strin
           Try again
         </button>
       )}
+    </div>
+  )
+}
+
+/** A 404 from the API, with the way back to where the missing thing would be listed. */
+export function NotFound({ error, back, backLabel }: { error: ApiError; back: string; backLabel: string }) {
+  return (
+    <div className="state state-error" role="alert">
+      <span>
+        <strong>Not found.</strong> {error.message}
+      </span>{' '}
+      <Link to={back}>{backLabel}</Link>
     </div>
   )
 }

@@ -90,6 +90,28 @@ export function FormError({ error, shown = [] }: { error: ApiError | null; shown
   )
 }
 
+/** A form's submit button, which says what it is doing while it runs, and a Cancel beside it. */
+export function SubmitOrCancel({ label, busyLabel, busy, disabled = false, onCancel, className = 'form-row' }: {
+  label: string
+  busyLabel: string
+  busy: boolean
+  /** True while the form cannot be sent yet (a required field is empty). */
+  disabled?: boolean
+  onCancel: () => void
+  className?: string
+}) {
+  return (
+    <div className={className}>
+      <button type="submit" className="button primary" disabled={busy || disabled}>
+        {busy ? busyLabel : label}
+      </button>
+      <button type="button" className="button" onClick={onCancel}>
+        Cancel
+      </button>
+    </div>
+  )
+}
+
 /**
  * A button that asks before it acts: the first press shows the question with a confirm and a
  * cancel button, so nothing irreversible happens on a single stray click.

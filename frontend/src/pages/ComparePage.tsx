@@ -5,6 +5,7 @@ import { comparePath, isSystemKey, MAX_COMPARED_JOBS, type ComparedJob, type Com
 import { MetricChart, type ChartSource } from '../components/charts/MetricChart'
 import { useZooms } from '../components/charts/useZooms'
 import { metric } from '../components/format'
+import { PageHeader } from '../components/PageHeader'
 import { Empty, ErrorMessage, Loaded } from '../components/States'
 import { StatusBadge } from '../components/StatusBadge'
 import { useApi } from '../hooks/useApi'
@@ -38,14 +39,14 @@ export function ComparePage() {
 
   return (
     <div className="page compare-page">
-      <div className="breadcrumbs">
-        <Link to={paths.project(owner, project)}>
-          {owner}/{project}
-        </Link>
-      </div>
-      <div className="page-header">
-        <h1>Compare jobs</h1>
-      </div>
+      <PageHeader
+        breadcrumbs={
+          <Link to={paths.project(owner, project)}>
+            {owner}/{project}
+          </Link>
+        }
+        title="Compare jobs"
+      />
       <JobPicker owner={owner} project={project} numbers={numbers} />
       {'problem' in parsed ? (
         <ErrorMessage error={parsed.problem} />

@@ -2,8 +2,8 @@ import { screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { ListedJob } from '../api/jobs'
-import type { Project } from '../api/projects'
 import { apiError, fakeApi, page, reply, type Route } from '../test/fakeApi'
+import { sampleListedJob, sampleProject } from '../test/fixtures'
 import { alice, renderApp } from '../test/render'
 
 afterEach(() => vi.unstubAllGlobals())
@@ -12,28 +12,10 @@ const MY_PROJECTS = '/api/v1/projects?mine=true&ordering=-activity&page_size=10'
 const ACTIVE_JOBS = '/api/v1/jobs?status=queued%2Cscheduled%2Cstarting%2Crunning%2Cstopping&page_size=20'
 const DATASETS = '/api/v1/datasets?page_size=6'
 
-function project(name: string, changes: Partial<Project> = {}): Project {
-  return {
-    id: [...name].reduce((sum, letter) => sum * 31 + letter.charCodeAt(0), 7),
-    owner: 'alice',
-    owner_kind: 'user',
-    name,
-    full_name: `alice/${name}`,
-    description: '',
-    visibility: 'private',
-    job_network: true,
-    role: 'owner',
-    last_job: null,
-    created_at: '2026-11-01T10:00:00Z',
-    updated_at: '2026-11-01T10:00:00Z',
-    ...changes,
-  }
-}
-
 /** A job of another team's project, started 90 seconds ago. */
 function runningJob(): ListedJob {
   const ago = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString()
-  const fields = {
+  return sampleListedJob({
     id: 9,
     number: 7,
     name: 'lab/shared/7',
@@ -43,13 +25,12 @@ function runningJob(): ListedJob {
     command: 'python train.py',
     machine: 'gpu',
     environment: 'pytorch-2.5',
+    exit_code: null,
     created_by: 'bob',
     created_at: ago(120),
     started_at: ago(90),
     finished_at: null,
-    metrics: {},
-  }
-  return fields as unknown as ListedJob
+  })
 }
 
 function dataset(id: number, name: string) {
@@ -80,11 +61,11 @@ describe('the dashboard', () => {
   it("shows the user's projects with their newest job, what runs, and recent datasets", async () => {
     serve({
       [MY_PROJECTS]: page([
-        project('mnist', {
+        sampleProject('mnist', {
           description: 'digits',
           last_job: { number: 3, status: 'failed', created_at: '2026-11-02T10:00:00Z', started_at: null, finished_at: null },
         }),
-        project('empty'),
+        sampleProject('empty'),
       ]),
       [ACTIVE_JOBS]: page([runningJob()]),
       [DATASETS]: page([dataset(1, 'cifar')]),
@@ -124,7 +105,7 @@ describe('the dashboard', () => {
   it('shows a failed section its error, and the others still', async () => {
     const api = serve({
       [ACTIVE_JOBS]: reply(500),
-      [MY_PROJECTS]: page([project('mnist')]),
+      [MY_PROJECTS]: page([sampleProject('mnist')]),
     })
 
     renderApp('/')
@@ -139,8 +120,8 @@ describe('the dashboard', () => {
 
   it('creates a project from the form and opens it', async () => {
     const api = serve({
-      'POST /api/v1/projects': project('cifar'),
-      '/api/v1/projects/alice/cifar': project('cifar'),
+      'POST /api/v1/projects': sampleProject('cifar'),
+      '/api/v1/projects/alice/cifar': sampleProject('cifar'),
     })
     renderApp('/')
 

@@ -1,4 +1,5 @@
 import { useAuth } from '../auth/AuthContext'
+import { PageHeader } from '../components/PageHeader'
 import { MyProjects } from './dashboard/MyProjects'
 import { RecentDatasets } from './dashboard/RecentDatasets'
 import { RunningJobs } from './dashboard/RunningJobs'
@@ -9,9 +10,7 @@ export function DashboardPage() {
   const { user } = useAuth()
   return (
     <div className="page dashboard">
-      <div className="page-header">
-        <h1>Dashboard</h1>
-      </div>
+      <PageHeader title="Dashboard" />
       <RunningJobs />
       <div className="dashboard-columns">
         <MyProjects username={user.username} teams={user.teams.map((team) => team.name)} />

@@ -3,8 +3,9 @@ import userEvent from '@testing-library/user-event'
 import { MemoryRouter, Route, Routes, useLocation } from 'react-router-dom'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { ListedJob } from '../api/jobs'
-import type { MetricKey, Project } from '../api/projects'
+import type { MetricKey } from '../api/projects'
 import { apiError, fakeApi, page, type Call } from '../test/fakeApi'
+import { sampleListedJob, sampleProject } from '../test/fixtures'
 import { ProjectPage } from './ProjectPage'
 
 afterEach(() => {
@@ -12,56 +13,10 @@ afterEach(() => {
   vi.unstubAllGlobals()
 })
 
-const project: Project = {
-  id: 1,
-  owner: 'alice',
-  owner_kind: 'user',
-  name: 'mnist',
-  full_name: 'alice/mnist',
-  description: 'Handwritten digits',
-  visibility: 'private',
-  job_network: true,
-  role: 'owner',
-  last_job: null,
-  created_at: '2026-11-01T10:00:00Z',
-  updated_at: '2026-11-01T10:00:00Z',
-}
+const project = sampleProject('mnist', { description: 'Handwritten digits' })
 
 function job(number: number, changes: Partial<ListedJob> = {}): ListedJob {
-  return {
-    id: number,
-    number,
-    name: `alice/mnist/${number}`,
-    project: 'alice/mnist',
-    mode: 'job',
-    command: 'python train.py',
-    message: '',
-    environment: 'python-3.11',
-    machine: 'cpu',
-    code: null,
-    inputs: [],
-    params: {},
-    max_runtime_s: null,
-    priority: 0,
-    replicas: 1,
-    max_retries: 0,
-    attempt: 1,
-    status: 'succeeded',
-    status_reason: '',
-    queue_position: null,
-    queue_length: null,
-    exit_code: 0,
-    output: null,
-    output_size: null,
-    output_at: null,
-    host: null,
-    created_by: 'alice',
-    created_at: '2026-11-02T10:00:00Z',
-    started_at: '2026-11-02T10:00:00Z',
-    finished_at: '2026-11-02T10:05:00Z',
-    metrics: {},
-    ...changes,
-  }
+  return sampleListedJob({ id: number, number, name: `alice/mnist/${number}`, ...changes })
 }
 
 const keys: MetricKey[] = [

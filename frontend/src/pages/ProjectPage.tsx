@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom'
 import type { ApiError, Page } from '../api/client'
 import { isFinished, projectJobsPath, type ListedJob } from '../api/jobs'
 import { metricKeysPath, projectPath, type MetricKey, type Project } from '../api/projects'
+import { PageHeader } from '../components/PageHeader'
 import { Empty, ErrorMessage, Loaded } from '../components/States'
 import { useApi, useInterval } from '../hooks/useApi'
 import { paths } from '../routes'
@@ -36,13 +37,12 @@ export function ProjectPage() {
 function ProjectHeader({ project }: { project: Project }) {
   return (
     <header className="project-header">
-      <div className="page-header">
-        <h1>{project.name}</h1>
+      <PageHeader title={project.name}>
         <span className="badge" title={project.visibility === 'public' ? 'Anyone may view it' : 'Only its members may view it'}>
           {project.visibility}
         </span>
         {project.role && <span className="muted">you are {project.role === 'owner' ? 'its owner' : `a ${project.role}`}</span>}
-      </div>
+      </PageHeader>
       {project.description ? <p className="description">{project.description}</p> : <p className="muted">No description.</p>}
     </header>
   )

@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { useNavigate } from 'react-router-dom'
-import { ApiError } from '../../api/client'
 import { createProject, type Visibility } from '../../api/projects'
+import { FieldError, SubmitOrCancel, useSubmit } from '../../components/forms'
 import { ErrorMessage } from '../../components/States'
 import { paths } from '../../routes'
 
@@ -12,33 +12,15 @@ export function NewProjectForm({ owners, onCancel }: { owners: string[]; onCance
   const [owner, setOwner] = useState(owners[0])
   const [description, setDescription] = useState('')
   const [visibility, setVisibility] = useState<Visibility>('private')
-  const [error, setError] = useState<ApiError | null>(null)
-  const [saving, setSaving] = useState(false)
-
-  async function submit(event: FormEvent) {
-    event.preventDefault()
-    setSaving(true)
-    setError(null)
-    try {
-      // The user's own name is the default owner; only a team is sent.
-      const team = owner === owners[0] ? undefined : owner
-      const project = await createProject({ name: name.trim(), description, visibility, owner: team })
-      navigate(paths.project(project.owner, project.name))
-    } catch (reason) {
-      setError(reason instanceof ApiError ? reason : new ApiError(0, 'error', String(reason)))
-      setSaving(false)
-    }
-  }
-
-  const fieldError = (field: string) =>
-    error?.fields[field]?.map((message) => (
-      <span key={message} className="field-error">
-        {message}
-      </span>
-    ))
+  const { error, busy, onSubmit } = useSubmit(async () => {
+    // The user's own name is the default owner; only a team is sent.
+    const team = owner === owners[0] ? undefined : owner
+    const project = await createProject({ name: name.trim(), description, visibility, owner: team })
+    navigate(paths.project(project.owner, project.name))
+  })
 
   return (
-    <form className="new-project" onSubmit={(event) => void submit(event)} aria-label="New project">
+    <form className="new-project" onSubmit={(event) => void onSubmit(event)} aria-label="New project">
       {owners.length > 1 && (
         <label>
           Owner
@@ -47,13 +29,13 @@ export function NewProjectForm({ owners, onCancel }: { owners: string[]; onCance
               <option key={name}>{name}</option>
             ))}
           </select>
-          {fieldError('owner')}
+          <FieldError error={error} field="owner" />
         </label>
       )}
       <label>
         Project name
         <input value={name} onChange={(event) => setName(event.target.value)} required placeholder="mnist" autoFocus />
-        {fieldError('name')}
+        <FieldError error={error} field="name" />
       </label>
       <label>
         Visibility
@@ -65,21 +47,21 @@ export function NewProjectForm({ owners, onCancel }: { owners: string[]; onCance
       <label className="wide">
         Description
         <input value={description} onChange={(event) => setDescription(event.target.value)} placeholder="Optional" />
-        {fieldError('description')}
+        <FieldError error={error} field="description" />
       </label>
       {error && (
         <div className="wide">
           <ErrorMessage error={error} />
         </div>
       )}
-      <div className="form-actions wide">
-        <button type="submit" className="button primary" disabled={saving || !name.trim()}>
-          {saving ? 'Creating…' : 'Create project'}
-        </button>
-        <button type="button" className="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <SubmitOrCancel
+        className="form-actions wide"
+        label="Create project"
+        busyLabel="Creating…"
+        busy={busy}
+        disabled={!name.trim()}
+        onCancel={onCancel}
+      />
     </form>
   )
 }

@@ -2,11 +2,12 @@ import { Link, useParams } from 'react-router-dom'
 import type { Page } from '../../api/client'
 import { datasetPath, versionsPath, type Dataset, type DatasetVersion } from '../../api/datasets'
 import { Command } from '../../components/forms'
-import { Empty, ErrorMessage, Loaded, Loading } from '../../components/States'
+import { PageHeader } from '../../components/PageHeader'
+import { Empty, ErrorMessage, Loaded, Loading, NotFound } from '../../components/States'
 import { bytes, dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
 import { paths } from '../../routes'
-import { NotFound, Pager, usePageParam } from './common'
+import { Pager, usePageParam } from './common'
 import './datasets.css'
 
 const PAGE_SIZE = 50 // the server's default page size
@@ -35,15 +36,16 @@ function DatasetView({ dataset }: { dataset: Dataset }) {
   const versions = useApi<Page<DatasetVersion>>(versionsPath(dataset.owner, dataset.name, page))
   return (
     <div className="page">
-      <div className="breadcrumbs">
-        <Link to={paths.datasets()}>Datasets</Link> / {dataset.owner}
-      </div>
-      <div className="page-header">
-        <h1>
-          {dataset.owner}/{dataset.name}
-        </h1>
+      <PageHeader
+        breadcrumbs={
+          <>
+            <Link to={paths.datasets()}>Datasets</Link> / {dataset.owner}
+          </>
+        }
+        title={`${dataset.owner}/${dataset.name}`}
+      >
         <span className="badge">{dataset.visibility}</span>
-      </div>
+      </PageHeader>
       <div className="grid version-summary">
         <DatasetFacts dataset={dataset} />
         <UsageCard dataset={dataset} />

@@ -3,7 +3,8 @@ import { Link, useNavigate, useSearchParams } from 'react-router-dom'
 import type { Page } from '../../api/client'
 import { createDataset, datasetsPath, type Dataset, type Visibility } from '../../api/datasets'
 import { useAuth } from '../../auth/AuthContext'
-import { Command, Field, FieldError, FormError, useSubmit } from '../../components/forms'
+import { Command, Field, FieldError, FormError, SubmitOrCancel, useSubmit } from '../../components/forms'
+import { NewFormToggle, PageHeader } from '../../components/PageHeader'
 import { Empty, Loaded } from '../../components/States'
 import { ago, bytes, dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
@@ -27,14 +28,7 @@ export function DatasetsPage() {
 
   return (
     <div className="page">
-      <div className="page-header">
-        <h1>Datasets</h1>
-        <div className="actions">
-          <button type="button" className="button primary" aria-expanded={creating} onClick={() => setCreating(!creating)}>
-            New dataset
-          </button>
-        </div>
-      </div>
+      <PageHeader title="Datasets" actions={<NewFormToggle label="New dataset" open={creating} onToggle={setCreating} />} />
       {creating && <NewDatasetForm onCancel={() => setCreating(false)} />}
       <div className="toolbar">
         <label>
@@ -176,14 +170,7 @@ function NewDatasetForm({ onCancel }: { onCancel: () => void }) {
         <Command text={`ferry data init ${fullName}`} label="Copy the init command" />
         <Command text={'ferry data upload -m "what changed"'} label="Copy the upload command" />
       </div>
-      <div className="form-row">
-        <button type="submit" className="button primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create dataset'}
-        </button>
-        <button type="button" className="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <SubmitOrCancel label="Create dataset" busyLabel="Creating…" busy={busy} onCancel={onCancel} />
     </form>
   )
 }

@@ -9,11 +9,12 @@ import {
   type DatasetVersion,
   type Listing,
 } from '../../api/datasets'
-import { Empty, ErrorMessage, Loaded, Loading } from '../../components/States'
+import { PageHeader } from '../../components/PageHeader'
+import { Empty, ErrorMessage, Loaded, Loading, NotFound } from '../../components/States'
 import { bytes, dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
 import { paths } from '../../routes'
-import { NotFound, Pager, usePageParam } from './common'
+import { Pager, usePageParam } from './common'
 import './datasets.css'
 
 interface VersionRef {
@@ -52,19 +53,19 @@ function VersionView({ versionRef, version }: { versionRef: VersionRef; version:
   const { owner, dataset } = versionRef
   return (
     <div className="page">
-      <div className="breadcrumbs">
-        <Link to={paths.datasets()}>Datasets</Link> / <Link to={paths.dataset(owner, dataset)}>{owner}/{dataset}</Link>
-      </div>
-      <div className="page-header">
-        <h1>
-          {owner}/{dataset} v{version.number}
-        </h1>
-        <div className="actions">
+      <PageHeader
+        breadcrumbs={
+          <>
+            <Link to={paths.datasets()}>Datasets</Link> / <Link to={paths.dataset(owner, dataset)}>{owner}/{dataset}</Link>
+          </>
+        }
+        title={`${owner}/${dataset} v${version.number}`}
+        actions={
           <a className="button" href={tarDownloadUrl(owner, dataset, version.number)} download>
             Download all (.tar)
           </a>
-        </div>
-      </div>
+        }
+      />
       <section className="card version-summary" aria-label="About this version">
         {version.message ? <p>{version.message}</p> : <p className="muted">No message.</p>}
         <dl className="facts">

@@ -1,18 +1,6 @@
-// Pieces the three dataset pages share: the "not found" answer with its way back, and a pager
-// whose page number lives in the address.
+// What the three dataset pages share: a pager whose page number lives in the address.
 import { Link, useSearchParams } from 'react-router-dom'
-import type { ApiError, Page } from '../../api/client'
-
-export function NotFound({ error, back, backLabel }: { error: ApiError; back: string; backLabel: string }) {
-  return (
-    <div className="state state-error" role="alert">
-      <span>
-        <strong>Not found.</strong> {error.message}
-      </span>{' '}
-      <Link to={back}>{backLabel}</Link>
-    </div>
-  )
-}
+import type { Page } from '../../api/client'
 
 /** The page number `?page=` asks for: 1 for anything that is not a positive whole number. */
 export function usePageParam(): [number, (page: number) => string] {

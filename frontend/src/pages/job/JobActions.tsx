@@ -1,6 +1,6 @@
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { useNavigate } from 'react-router-dom'
-import { ApiError, getAll } from '../../api/client'
+import { getAll } from '../../api/client'
 import {
   environmentsPath,
   isFinished,
@@ -11,6 +11,7 @@ import {
   type Job,
   type MachineType,
 } from '../../api/jobs'
+import { FieldError, SubmitOrCancel, useSubmit } from '../../components/forms'
 import { ErrorMessage } from '../../components/States'
 import { useApi } from '../../hooks/useApi'
 import { paths } from '../../routes'
@@ -49,19 +50,10 @@ export function JobActions({ owner, project, job, onChange }: Props) {
 }
 
 function StopConfirm({ owner, project, job, onChange, onClose }: Props & { onClose(): void }) {
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<ApiError>()
-  const stop = async () => {
-    setBusy(true)
-    setError(undefined)
-    try {
-      onChange(await stopJob(owner, project, job.number))
-      onClose()
-    } catch (reason) {
-      setError(asApiError(reason))
-      setBusy(false)
-    }
-  }
+  const { error, busy, onSubmit: stop } = useSubmit(async () => {
+    onChange(await stopJob(owner, project, job.number))
+    onClose()
+  })
   return (
     <div className="card job-confirm" role="group" aria-label="Stop the job">
       <p>Stop job #{job.number}? Its process is ended; what it wrote to /ferry/output so far is kept.</p>
@@ -78,10 +70,6 @@ function StopConfirm({ owner, project, job, onChange, onClose }: Props & { onClo
   )
 }
 
-function asApiError(reason: unknown): ApiError {
-  return reason instanceof ApiError ? reason : new ApiError(0, 'error', String(reason))
-}
-
 interface RestartProps {
   owner: string
   project: string
@@ -96,39 +84,25 @@ function RestartForm({ owner, project, job, onClose }: RestartProps) {
   const [command, setCommand] = useState(job.command)
   const [machine, setMachine] = useState(job.machine)
   const [environment, setEnvironment] = useState(job.environment)
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<ApiError>()
-
-  const submit = async (event: FormEvent) => {
-    event.preventDefault()
-    setBusy(true)
-    setError(undefined)
+  const { error, busy, onSubmit } = useSubmit(async () => {
     // Only what was changed is sent: the rest is the old job's, as the server copies it.
     const changes: Record<string, string> = {}
     if (command !== job.command) changes.command = command
     if (machine !== job.machine) changes.machine = machine
     if (environment !== job.environment) changes.environment = environment
-    try {
-      const restarted = await restartJob(owner, project, job.number, changes)
-      navigate(paths.job(owner, project, restarted.number))
-    } catch (reason) {
-      setError(asApiError(reason))
-      setBusy(false)
-    }
-  }
-
-  const fieldError = (name: string) =>
-    error?.fields[name]?.length ? <span className="field-error">{error.fields[name].join(' ')}</span> : null
+    const restarted = await restartJob(owner, project, job.number, changes)
+    navigate(paths.job(owner, project, restarted.number))
+  })
   const listError = machines.error ?? environments.error
 
   return (
-    <form className="card job-restart" onSubmit={(event) => void submit(event)} aria-label="Restart the job">
+    <form className="card job-restart" onSubmit={(event) => void onSubmit(event)} aria-label="Restart the job">
       <h2>Restart #{job.number}</h2>
       {listError && <ErrorMessage error={listError} />}
       <label>
         Command
         <textarea rows={2} value={command} onChange={(event) => setCommand(event.target.value)} />
-        {fieldError('command')}
+        <FieldError error={error} field="command" />
       </label>
       <div className="job-restart-row">
         <label>
@@ -140,7 +114,7 @@ function RestartForm({ owner, project, job, onClose }: RestartProps) {
               </option>
             ))}
           </select>
-          {fieldError('machine')}
+          <FieldError error={error} field="machine" />
         </label>
         <label>
           Environment
@@ -151,18 +125,11 @@ function RestartForm({ owner, project, job, onClose }: RestartProps) {
               </option>
             ))}
           </select>
-          {fieldError('environment')}
+          <FieldError error={error} field="environment" />
         </label>
       </div>
       {error && <ErrorMessage error={error} />}
-      <div className="toolbar">
-        <button type="submit" className="button primary" disabled={busy}>
-          {busy ? 'Restarting…' : 'Restart job'}
-        </button>
-        <button type="button" className="button" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
+      <SubmitOrCancel className="toolbar" label="Restart job" busyLabel="Restarting…" busy={busy} onCancel={onClose} />
     </form>
   )
 }

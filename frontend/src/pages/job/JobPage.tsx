@@ -2,6 +2,7 @@ import { useCallback, useState } from 'react'
 import { Link, useParams, useSearchParams } from 'react-router-dom'
 import { isFinished, jobPath, type Job } from '../../api/jobs'
 import type { SocketStatus } from '../../api/logs'
+import { PageHeader } from '../../components/PageHeader'
 import { ErrorMessage, Loading } from '../../components/States'
 import { StatusBadge } from '../../components/StatusBadge'
 import { useApi, useInterval } from '../../hooks/useApi'
@@ -105,17 +106,18 @@ function isJob(job: Job | undefined, owner: string, project: string, number: str
 function JobHeader({ owner, project, job, onChange }: { owner: string; project: string; job: Job; onChange(job: Job): void }) {
   return (
     <header className="job-header">
-      <div className="breadcrumbs">
-        <span>{owner}</span> / <Link to={paths.project(owner, project)}>{project}</Link> / #{job.number}
-      </div>
-      <div className="page-header">
-        <h1>
-          {project} #{job.number}
-        </h1>
+      <PageHeader
+        breadcrumbs={
+          <>
+            <span>{owner}</span> / <Link to={paths.project(owner, project)}>{project}</Link> / #{job.number}
+          </>
+        }
+        title={`${project} #${job.number}`}
+      >
         <StatusBadge status={job.status} />
         <StatusReason job={job} />
         <JobActions owner={owner} project={project} job={job} onChange={onChange} />
-      </div>
+      </PageHeader>
       {job.message && <p className="job-message">{job.message}</p>}
     </header>
   )

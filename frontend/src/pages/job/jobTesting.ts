@@ -2,14 +2,14 @@
 // only), and a WebSocket stand-in that a test drives by hand.
 import { vi } from 'vitest'
 import type { Job } from '../../api/jobs'
+import { sampleJob } from '../../test/fixtures'
 
+/** Job alice/mnist #7 with all a job can carry: inputs, params, code, an output and its host. */
 export function aJob(changes: Partial<Job> = {}): Job {
-  return {
+  return sampleJob({
     id: 41,
     number: 7,
     name: 'alice/mnist/7',
-    project: 'alice/mnist',
-    mode: 'job',
     command: 'python train.py --epochs 3',
     message: 'first try with dropout',
     environment: 'pytorch-2.5',
@@ -20,26 +20,15 @@ export function aJob(changes: Partial<Job> = {}): Job {
       { name: 'prev', kind: 'output', source: 'alice/mnist/5/output', tree: 'bbb' },
     ],
     params: { lr: 0.01, optimizer: 'adam' },
-    max_runtime_s: null,
-    priority: 0,
-    replicas: 1,
-    max_retries: 0,
-    attempt: 1,
-    status: 'succeeded',
-    status_reason: '',
-    queue_position: null,
-    queue_length: null,
-    exit_code: 0,
     output: 'out123',
     output_size: 3072,
     output_at: '2026-11-27T10:05:00Z',
     host: { name: 'gpu-box-1', executor: 'docker', gpus: [0, 2] },
-    created_by: 'alice',
     created_at: '2026-11-27T10:00:00Z',
     started_at: '2026-11-27T10:00:30Z',
     finished_at: '2026-11-27T10:05:00Z',
     ...changes,
-  }
+  })
 }
 
 export const JOB_API = '/api/v1/projects/alice/mnist/jobs/7'

@@ -6,6 +6,7 @@ import type { Job } from '../../api/jobs'
 import type { MetricSummary } from '../../api/metrics'
 import { FakeUPlot } from '../../components/charts/fakeUPlot'
 import { fakeApi, type Call } from '../../test/fakeApi'
+import { sampleJob } from '../../test/fixtures'
 import { MetricsPanel } from './MetricsPanel'
 import { SystemPanel } from './SystemPanel'
 
@@ -24,14 +25,10 @@ afterEach(() => {
 const JOB_API = '/api/v1/projects/alice/mnist/jobs/3'
 
 function job(changes: Partial<Job> = {}): Job {
-  return {
-    id: 30, number: 3, name: 'alice/mnist/3', project: 'alice/mnist', mode: 'job', command: 'python train.py',
-    message: '', environment: 'pytorch-2.5', machine: 'cpu', code: null, inputs: [], params: {},
-    max_runtime_s: null, priority: 0, replicas: 1, max_retries: 0, attempt: 1, status: 'succeeded',
-    status_reason: '', queue_position: null, queue_length: null, exit_code: 0, output: null, output_size: null,
-    output_at: null, host: null, created_by: 'alice', created_at: '2026-11-27T10:00:00Z',
+  return sampleJob({
+    id: 30, number: 3, name: 'alice/mnist/3', environment: 'pytorch-2.5', created_at: '2026-11-27T10:00:00Z',
     started_at: '2026-11-27T10:00:05Z', finished_at: '2026-11-27T10:10:00Z', ...changes,
-  }
+  })
 }
 
 function summary(key: string, points = 3, last = 0.25): MetricSummary {

@@ -15,7 +15,8 @@ import {
 import { getAll, type ApiError } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
 import { ConfirmButton, Field, FormError, asApiError, useSubmit } from '../../components/forms'
-import { ErrorMessage, Loaded, Loading } from '../../components/States'
+import { PageHeader } from '../../components/PageHeader'
+import { ErrorMessage, Loaded, Loading, NotFound } from '../../components/States'
 import { dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
 import { paths } from '../../routes'
@@ -26,12 +27,14 @@ export function TeamPage() {
   const team = useApi<Team>(teamPath(name))
   return (
     <div className="page">
-      <div className="breadcrumbs">
-        <Link to={paths.teams()}>Teams</Link> / {name}
-      </div>
-      <div className="page-header">
-        <h1>{team.data?.display_name || name}</h1>
-      </div>
+      <PageHeader
+        breadcrumbs={
+          <>
+            <Link to={paths.teams()}>Teams</Link> / {name}
+          </>
+        }
+        title={team.data?.display_name || name}
+      />
       <SettingsNav />
       <TeamBody team={team.data} error={team.error} reload={team.reload} />
     </div>
@@ -40,14 +43,7 @@ export function TeamPage() {
 
 function TeamBody({ team, error, reload }: { team?: Team; error?: ApiError; reload: () => void }) {
   if (error?.status === 404) {
-    return (
-      <div className="state state-error" role="alert">
-        <span>
-          <strong>Not found.</strong> {error.message}
-        </span>{' '}
-        <Link to={paths.teams()}>Back to your teams</Link>
-      </div>
-    )
+    return <NotFound error={error} back={paths.teams()} backLabel="Back to your teams" />
   }
   if (!team) return error ? <ErrorMessage error={error} retry={reload} /> : <Loading what="Loading the team" />
   return (

@@ -3,7 +3,8 @@ import { Link, useNavigate } from 'react-router-dom'
 import { createTeam, teamsPath, type Team } from '../../api/accounts'
 import type { Page } from '../../api/client'
 import { useAuth } from '../../auth/AuthContext'
-import { Field, FormError, useSubmit } from '../../components/forms'
+import { Field, FormError, SubmitOrCancel, useSubmit } from '../../components/forms'
+import { NewFormToggle, PageHeader } from '../../components/PageHeader'
 import { Empty, Loaded } from '../../components/States'
 import { dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
@@ -15,14 +16,7 @@ export function TeamsPage() {
   const [creating, setCreating] = useState(false)
   return (
     <div className="page">
-      <div className="page-header">
-        <h1>Settings</h1>
-        <div className="actions">
-          <button type="button" className="button primary" aria-expanded={creating} onClick={() => setCreating(!creating)}>
-            New team
-          </button>
-        </div>
-      </div>
+      <PageHeader title="Settings" actions={<NewFormToggle label="New team" open={creating} onToggle={setCreating} />} />
       <SettingsNav />
       {creating && <NewTeamForm onCancel={() => setCreating(false)} />}
       <h2>Your teams</h2>
@@ -96,14 +90,7 @@ function NewTeamForm({ onCancel }: { onCancel: () => void }) {
       <Field label="Description" field="description" error={error}>
         {(props) => <textarea {...props} rows={2} value={description} onChange={(event) => setDescription(event.target.value)} />}
       </Field>
-      <div className="form-row">
-        <button type="submit" className="button primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create team'}
-        </button>
-        <button type="button" className="button" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <SubmitOrCancel label="Create team" busyLabel="Creating…" busy={busy} onCancel={onCancel} />
     </form>
   )
 }

@@ -9,6 +9,7 @@ import {
 } from '../../api/accounts'
 import type { ApiError, Page } from '../../api/client'
 import { ConfirmButton, Command, Field, FormError, asApiError, useSubmit } from '../../components/forms'
+import { PageHeader } from '../../components/PageHeader'
 import { Empty, ErrorMessage, Loaded } from '../../components/States'
 import { ago, dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
@@ -26,9 +27,7 @@ export function TokensPage() {
 
   return (
     <div className="page">
-      <div className="page-header">
-        <h1>Settings</h1>
-      </div>
+      <PageHeader title="Settings" />
       <SettingsNav />
       <p className="muted">
         API tokens let the ferry CLI, scripts and other clients act as you. A read-only token can look but not change
