@@ -16,7 +16,7 @@ UI_BUILD := $(UI)/dist/index.html
 UI_SOURCES := $(shell find $(UI)/src $(UI)/public -type f 2>/dev/null) \
 	$(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json $(UI)/tsconfig.app.json
 
-.PHONY: up test lint typecheck pytest uitest ui install lock clean images
+.PHONY: up test lint typecheck pytest uitest ui install lock clean images screenshots
 
 install: $(STAMP)
 
@@ -64,6 +64,11 @@ pytest: $(STAMP) $(UI_BUILD)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck uitest pytest
+
+# The UI's pictures in docs/screenshots/, taken in Chromium over made-up data (a throw-away
+# database, as the tests use); re-running replaces them.
+screenshots: $(STAMP) $(UI_BUILD)
+	$(BIN)/pytest -q -s --timeout 600 -p no:cacheprovider tests/e2e/ui/screenshots.py
 
 # The environments' images (platform/images/); IMAGES="python-3.11" picks some, GPU=1 adds the
 # -cuda ones, NO_TORCH_INDEX=1 skips those needing PyTorch's wheel index, WHEELHOUSE=1 has this

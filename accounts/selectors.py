@@ -20,4 +20,6 @@ def team_memberships(team: Team) -> QuerySet[Membership]:
 
 
 def api_tokens_of(user: User) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+    """The tokens ``user`` made: not the ones each of their jobs is handed, which the user
+    never sees and which stop working when the job ends."""
+    return ApiToken.objects.filter(user=user, job__isnull=True).order_by("-created_at", "-id")

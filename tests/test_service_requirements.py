@@ -12,7 +12,7 @@ from tests.support.services import is_required, required_services, unavailable
         ("", set()),
         ("postgres", {"postgres"}),
         (" Redis , postgres ", {"postgres", "redis"}),
-        ("all", {"postgres", "redis", "s3", "bwrap", "docker", "floyd-cli"}),
+        ("all", {"postgres", "redis", "s3", "bwrap", "docker", "floyd-cli", "chromium"}),
     ],
 )
 def test_require_names_services(

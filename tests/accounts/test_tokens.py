@@ -11,7 +11,9 @@ from pytest_django.fixtures import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, TokenScope, User
-from accounts.services import api_token_create
+from accounts.services import api_token_create, api_token_for_job
+from jobs.services import external_run_create
+from projects.services import project_create
 from tests.factories import UserFactory
 from tests.support.api_errors import assert_error, nothing_written
 
@@ -306,6 +308,18 @@ def test_tokens_list_is_paginated_and_shows_only_your_own(
     assert second.json()["previous"] is not None
     names = {row["name"] for row in first.json()["results"] + second.json()["results"]}
     assert names == {"machine 0", "machine 1", "machine 2", "machine 3", "test"}
+
+
+def test_tokens_list_leaves_out_the_tokens_of_jobs(alice: User, alice_client: APIClient) -> None:
+    job = external_run_create(
+        actor=alice, project=project_create(actor=alice, name="mnist"), name="run"
+    )
+    api_token_for_job(job)
+
+    response = alice_client.get(TOKENS)
+
+    assert [row["name"] for row in response.json()["results"]] == ["test"]
+    assert ApiToken.objects.filter(user=alice, job=job).count() == 1
 
 
 def test_tokens_list_costs_the_same_queries_however_many_tokens(

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap", "docker", "floyd-cli"})
+KNOWN_SERVICES = frozenset({"postgres", "redis", "s3", "bwrap", "docker", "floyd-cli", "chromium"})
 
 
 def required_services() -> frozenset[str]:

@@ -1,6 +1,7 @@
 import { useState } from 'react'
 import { Link, NavLink, Outlet, useNavigate } from 'react-router-dom'
 import { useAuth } from '../auth/AuthContext'
+import { FerryMark } from './Icons'
 import { paths } from '../routes'
 
 export function Layout() {
@@ -17,7 +18,7 @@ export function Layout() {
     <div className="app">
       <header className="topbar">
         <Link to={paths.dashboard()} className="brand" aria-label="Ferry home">
-          <span className="brand-mark" aria-hidden="true">⛴</span> Ferry
+          <FerryMark size={22} className="brand-mark" /> Ferry
         </Link>
         <button
           type="button"

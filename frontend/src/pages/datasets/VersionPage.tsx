@@ -11,6 +11,7 @@ import {
 } from '../../api/datasets'
 import { PageHeader } from '../../components/PageHeader'
 import { Empty, ErrorMessage, Loaded, Loading, NotFound } from '../../components/States'
+import { FileIcon, FolderIcon } from '../../components/Icons'
 import { bytes, dateTime } from '../../components/format'
 import { useApi } from '../../hooks/useApi'
 import { paths } from '../../routes'
@@ -171,12 +172,12 @@ function FileTable({ versionRef, number, folder, rows }: {
               <td className="file-name">
                 {row.kind === 'dir' ? (
                   <>
-                    <span className="file-icon" aria-hidden="true">📁</span>
+                    <FolderIcon className="file-icon" />
                     <Link to={paths.version(owner, dataset, number, row.path)}>{row.name}/</Link>
                   </>
                 ) : (
                   <>
-                    <span className="file-icon" aria-hidden="true">📄</span>
+                    <FileIcon className="file-icon" />
                     <a href={fileDownloadUrl(owner, dataset, number, row.path)} download={row.name} title={`Download ${row.path}`}>
                       {row.name}
                     </a>
