@@ -276,13 +276,17 @@ def _compared_jobs(project: Project, numbers: list[int]) -> list[Job]:
 
 
 def _compared_params(jobs: list[Job], keys: list[str]) -> dict[int, dict[str, str]]:
+    """Each job's params: those given when it was submitted (``ferry run --param``), then those
+    its code logged, which win where both name a key."""
     rows = Param.objects.filter(job__in=jobs).order_by("key")
     if keys:
         rows = rows.filter(key__in=keys)
-    params: dict[int, dict[str, str]] = {job.id: {} for job in jobs}
+    params: dict[int, dict[str, str]] = {
+        job.id: {k: str(v) for k, v in job.params.items() if not keys or k in keys} for job in jobs
+    }
     for job_id, key, value in rows.values_list("job_id", "key", "value"):
         params[job_id][key] = value
-    return params
+    return {job_id: dict(sorted(given.items())) for job_id, given in params.items()}
 
 
 class CompareView(APIView):

@@ -99,6 +99,22 @@ def test_without_params_named_every_param_comes(
     assert two["params"] == {"batch": "64", "lr": "0.2", "seed": "2"}
 
 
+def test_params_given_at_submit_come_too_and_logged_ones_win(
+    client: APIClient, project: Project
+) -> None:
+    job = make_job(project, 1)
+    job.params = {"lr": 0.1, "epochs": 3}
+    job.save(update_fields=["params"])
+    params_record(job.id, {"lr": "0.05", "seed": "7"})
+
+    every = compare(client, project, jobs="1").json()["jobs"][0]["params"]
+    named = compare(client, project, jobs="1", params="epochs").json()["jobs"][0]["params"]
+
+    assert every == {"epochs": "3", "lr": "0.05", "seed": "7"}
+    assert list(every) == ["epochs", "lr", "seed"]
+    assert named == {"epochs": "3"}
+
+
 def test_without_metrics_named_the_latest_of_each_comes(
     client: APIClient, project: Project, three: list[Job]
 ) -> None:

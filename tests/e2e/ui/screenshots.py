@@ -3,24 +3,19 @@
 Not a test (its name keeps it out of the suite's collection): pytest runs it when named, for
 the fixtures the UI's end-to-end tests use: a throw-away database and Redis, Ferry's ASGI app
 with the built UI, the local executor's agent, and Chromium. The data is made the way a user
-makes it (the `ferry` CLI, real jobs), plus a long loss curve and system metrics recorded
-through the tracking services, so the charts have something to show. Re-running overwrites
-the files. FERRY_SCREENSHOTS_DIR writes them elsewhere.
+makes it (the `ferry` CLI, a dataset, real jobs training a small model on it, whose metrics
+and system samples the agent records). Re-running overwrites the files;
+FERRY_SCREENSHOTS_DIR writes them elsewhere.
 """
 
-import math
 import os
-import random
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page
 from pytest_django.fixtures import Settings
 
@@ -32,28 +27,45 @@ from tests.e2e.ui.conftest import Ferry, sign_in
 from tests.factories import UserFactory
 from tests.support.browser import DESKTOP, PHONE
 from tests.support.local_agent import run_in_agent
-from tracking.parsing import MetricPoint
-from tracking.services import metrics_record, params_record
 
 REPO = Path(__file__).resolve().parents[3]
 OUT = Path(os.environ.get("FERRY_SCREENSHOTS_DIR", REPO / "docs" / "screenshots"))
-LOSS_POINTS = 10_000
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("agent_dir")]
 
-TRAIN = """\
-import json, os, pathlib, sys, time
-lr = float(os.environ.get("FERRY_PARAM_LR", "0.1"))
+TRAIN = """\\
+# A small logistic regression in plain Python, so that the pictures show a real run's curves.
+import json, math, os, pathlib, random, time
+
+lr = float(os.environ["FERRY_PARAM_LR"])
+batch_size = int(os.environ["FERRY_PARAM_BATCH_SIZE"])
+data = pathlib.Path(os.environ["FERRY_INPUT_MNIST"])
 out = pathlib.Path(os.environ["FERRY_OUTPUT"])
+classes = (data / "labels.txt").read_text().split()
+print(f"read {len(classes)} labels from {data}; lr {lr}, batch {batch_size}", flush=True)
+rng = random.Random(7)
+# Two overlapping clouds of points: class 1 around (1, 1), class 0 around (-1, -1).
+points = [((rng.gauss(c, 1.3), rng.gauss(c, 1.3)), int(c > 0)) for c in (1, -1) for _ in range(400)]
+w0, w1, b = -3.0, -3.0, 0.0  # a bad start, so that the curves show the learning
+accuracy = 0.0
+for step in range(1, 3001):
+    g0 = g1 = gb = loss = 0.0
+    for (x0, x1), y in rng.sample(points, batch_size):
+        p = 1 / (1 + math.exp(-(w0 * x0 + w1 * x1 + b)))
+        loss -= math.log(max(p if y else 1 - p, 1e-12))
+        g0, g1, gb = g0 + (p - y) * x0, g1 + (p - y) * x1, gb + (p - y)
+    w0, w1, b = w0 - lr * g0 / batch_size, w1 - lr * g1 / batch_size, b - lr * gb / batch_size
+    print(json.dumps({"metric": "loss", "value": loss / batch_size, "step": step}))
+    if step % 100 == 0:
+        right = sum((w0 * x0 + w1 * x1 + b > 0) == bool(y) for (x0, x1), y in points)
+        accuracy = right / len(points)
+        print(json.dumps({"metric": "accuracy", "value": accuracy, "step": step}))
+        print(f"step {step}/3000  loss {loss / batch_size:.4f}  acc {accuracy:.4f}", flush=True)
+    time.sleep(0.002)  # a few seconds of running, for the agent's CPU and memory samples
 (out / "plots").mkdir()
-for epoch in range(1, 11):
-    accuracy = 1 - 0.5 / (1 + epoch * lr * 4)
-    print(f"epoch {epoch}/10  accuracy {accuracy:.4f}", flush=True)
-    print(json.dumps({"metric": "accuracy", "value": accuracy, "step": epoch * 1000}), flush=True)
-    time.sleep(0.1)
-(out / "model.pt").write_bytes(os.urandom(4096))
-(out / "plots" / "accuracy.csv").write_text("epoch,accuracy\\n1,0.6\\n10,0.95\\n")
-print("saved model.pt", flush=True)
+(out / "model.json").write_text(json.dumps({"w": [w0, w1], "b": b}))
+(out / "plots" / "accuracy.txt").write_text(f"final accuracy {accuracy:.4f}\\n")
+print("saved model.json", flush=True)
 """
 LIVE = """\
 import itertools, json, math, time
@@ -70,38 +82,19 @@ def _frequent_system_samples(settings: Settings) -> None:
     settings.FERRY_SYSTEM_METRICS_INTERVAL_S = 0.5
 
 
-def loss_curve(seed: int, lr: float) -> list[MetricPoint]:
-    noise = random.Random(seed)
-    return [
-        MetricPoint("loss", 2.4 * math.exp(-step * lr / 800) + 0.08 + noise.gauss(0, 0.03), step)
-        for step in range(LOSS_POINTS)
-    ]
-
-
-def system_samples(job: Job) -> list[MetricPoint]:
-    """A minute of CPU and memory, as the agent samples them, for a job that ran briefly."""
-    start = job.started_at or timezone.now()
-    points = []
-    for step in range(60):
-        when = start + timedelta(seconds=step)
-        points.append(MetricPoint("system/cpu_percent", 85 + 10 * math.sin(step / 5), step, when))
-        points.append(MetricPoint("system/memory_mb", 900 + step * 6.5, step, when))
-    return points
-
-
 def finished_jobs(ferry: Ferry, workdir: Path) -> None:
     """alice/mnist's jobs 1-3: real runs with different learning rates, then long curves;
     job 4 failed. Two more projects, without jobs (jobs are run by number, in mnist alone)."""
     (workdir / "train.py").write_text(TRAIN)
     assert ferry("init", "alice/mnist").code == 0
-    for number, lr in enumerate(("0.05", "0.1", "0.3"), start=1):
-        ran = ferry("run", "--param", f"lr={lr}", "-m", f"lr {lr}", "python3 train.py")
+    for number, (lr, batch) in enumerate((("0.002", 32), ("0.01", 32), ("0.05", 64)), start=1):
+        ran = ferry(
+            "run", "--data", "alice/datasets/mnist/2:mnist", "--param", f"lr={lr}",
+            "--param", f"batch_size={batch}", "-m", f"lr {lr}", "python3 train.py",
+        )  # fmt: skip
         assert ran.code == 0, ran
-        run_in_agent(number).join(120)
-        job = Job.objects.get(number=number, project__name="mnist")
-        params_record(job.id, {"lr": lr, "batch_size": "64", "optimizer": "adam"})
-        metrics_record(job.id, loss_curve(number, float(lr)))
-        metrics_record(job.id, system_samples(job))
+        run_in_agent(number).join(180)
+        assert Job.objects.get(number=number, project__name="mnist").status == "succeeded"
     failing = "python3 -c 'import sys; sys.exit(\"FileNotFoundError: data/train.csv\")'"
     assert ferry("run", "-m", "wrong data path", failing).code == 0
     run_in_agent(4).join(120)
@@ -174,19 +167,8 @@ def shoot(page: Page, name: str, address: str) -> None:
         print(f"  {address} threw: {error}")
 
 
-def emoji_font_missing() -> bool:
-    """The UI's icons are emoji: without a font for them Chromium draws empty boxes."""
-    try:
-        fonts = subprocess.run(["fc-list"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return "emoji" not in fonts.lower()
-
-
 def test_screenshots(page: Page, alice: User, ferry: Ferry, workdir: Path, tmp_path: Path) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    if emoji_font_missing():
-        print("note: no emoji font; icons show as boxes (apt-get install fonts-noto-color-emoji)")
     shoot(page, "sign-in", "/login")
     people(alice)  # first: the team owns a project
     datasets(ferry, tmp_path)
