@@ -59,9 +59,12 @@ typecheck: $(STAMP) $(UI_STAMP)
 uitest: $(UI_STAMP)
 	cd $(UI) && $(NPM) run --silent test
 
-# The end-to-end tests drive the built UI in Chromium.
+# The end-to-end tests drive the built UI in Chromium. The suite runs on PYTEST_WORKERS
+# processes (pytest-xdist; each has its own test database and Redis); tests that share a fixed
+# resource are kept on one worker by an xdist_group mark. PYTEST_WORKERS=0 runs it in one.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP) $(UI_BUILD)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck uitest pytest
 

@@ -37,7 +37,12 @@ from tests.fleet.factories import JobFactory
 from tests.support.floyd_cli import REPO
 from tests.support.services import unavailable
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # floyd-local's addresses are fixed (127.0.0.1:8080 and :1080): with the suite on several
+    # workers (pytest-xdist), these tests run on one of them, one after another.
+    pytest.mark.xdist_group("floyd-local-ports"),
+]
 
 CHUNK = 5 * 1024 * 1024  # what floyd-cli sends per PATCH
 
