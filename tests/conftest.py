@@ -127,6 +127,19 @@ def _fresh_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_scheduler_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scheduler keeps the queue, the holdings and its memos from one pass to the next in
+    # the process. Each test's database rolls back: what an earlier test's passes kept would
+    # describe rows that are gone, and which test ran before (another order, another xdist
+    # worker) would change what this one does.
+    from fleet import scheduler
+
+    monkeypatch.setattr(scheduler, "_QUEUE", scheduler._QueueCache())
+    monkeypatch.setattr(scheduler, "_HELD", scheduler._HeldCache())
+    monkeypatch.setattr(scheduler, "_MEMOS", scheduler._Memos())
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     # Tests create users by the hundred; the production hasher spends ~0.3 s on each password.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
