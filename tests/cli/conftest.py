@@ -48,11 +48,9 @@ def config_dir(tmp_path: Path) -> Path:
     return tmp_path / "config"
 
 
-@pytest.fixture
-def ferry(
-    live_server: LiveServer, configured_storage: str, workdir: Path, config_dir: Path
-) -> Ferry:
-    """``ferry(*argv, cwd=..., stdin=..., env=...)`` runs the CLI in-process; logged out."""
+def cli_runner(url: str, workdir: Path, config_dir: Path, **base_env: str) -> Ferry:
+    """``run(*argv, cwd=..., stdin=..., env=...)``: the real CLI in-process against ``url``,
+    with its config in ``config_dir``."""
 
     def run(
         *argv: str, cwd: Path | None = None, stdin: str = "", env: dict[str, str] | None = None
@@ -62,7 +60,7 @@ def ferry(
             stdout=out,
             stderr=err,
             stdin=io.StringIO(stdin),
-            env={"FERRY_HOST": live_server.url, **(env or {})},
+            env={"FERRY_HOST": url, **base_env, **(env or {})},
             cwd=cwd or workdir,
             config_dir=config_dir,
         )
@@ -70,6 +68,14 @@ def ferry(
         return Outcome(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture
+def ferry(
+    live_server: LiveServer, configured_storage: str, workdir: Path, config_dir: Path
+) -> Ferry:
+    """``ferry(*argv, cwd=..., stdin=..., env=...)`` runs the CLI in-process; logged out."""
+    return cli_runner(live_server.url, workdir, config_dir)
 
 
 @pytest.fixture

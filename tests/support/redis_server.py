@@ -5,6 +5,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -16,13 +17,25 @@ def ping(url: str) -> None:
         client.ping()
 
 
+def own_database(url: str) -> str:
+    """Under pytest-xdist, a database of the shared server for each worker (gw0 takes 1, gw1
+    takes 2, ...): two workers on one database would consume each other's Celery queues (an
+    agent named "east" in each) and hear each other's websocket groups."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    parts = urlsplit(url)
+    if not worker.startswith("gw") or parts.scheme not in {"redis", "rediss"}:
+        return url
+    return urlunsplit(parts._replace(path=f"/{int(worker[2:]) + 1}"))
+
+
 @contextmanager
 def test_redis(workdir: Path) -> Iterator[str]:
     """Yield the URL of a Redis server that answers, stopping it afterwards if we started it."""
     external = os.environ.get("REDIS_URL")
     if external:
-        ping(external)
-        yield external
+        url = own_database(external)
+        ping(url)
+        yield url
         return
     socket_path = workdir / "redis.sock"
     process: subprocess.Popen[bytes] = start_redis(socket_path, workdir / "data")

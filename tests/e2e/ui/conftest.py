@@ -8,16 +8,12 @@ storage of its own, and the local executor's agent in a thread for the jobs it r
 test leaves a screenshot and the page's console log under pytest's temporary directory.
 """
 
-import io
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from ferry.cli.context import Context
-from ferry.cli.main import main
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -29,6 +25,7 @@ from playwright.sync_api import (
 
 from accounts.models import User
 from accounts.services import api_token_create
+from tests.cli.conftest import Ferry, cli_runner, workdir
 from tests.factories import PASSWORD, UserFactory
 from tests.support.asgi_server import AsgiServer, asgi_server
 from tests.support.browser import DESKTOP, chromium_path, launch_chromium
@@ -36,8 +33,9 @@ from tests.support.local_agent import agent_dir
 from tests.support.own_storage import _own_storage
 from tests.support.services import unavailable
 
-# Fixtures used by name: blobs on a storage of each test's own, and the agent's directory.
-__all__ = ["_own_storage", "agent_dir"]
+# Fixtures used by name: blobs on a storage of each test's own, the agent's directory and the
+# CLI's working directory; and Ferry, the CLI runner's type, which the tests import from here.
+__all__ = ["Ferry", "_own_storage", "agent_dir", "workdir"]
 
 # Actions and expectations wait this long: generous for a loaded CI machine; nothing sleeps.
 TIMEOUT_MS = 15_000
@@ -150,39 +148,10 @@ def alice_page(page: Page, alice: User) -> Page:
     return page
 
 
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-
-Ferry = Callable[..., Outcome]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """Where the CLI runs: the code a job takes."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
-
-
 @pytest.fixture
 def ferry(ui_server: AsgiServer, alice: User, workdir: Path, tmp_path: Path) -> Ferry:
     """``ferry(*argv, cwd=...)``: the real CLI, in-process, logged in as alice."""
-    config_dir = tmp_path / "config"
-
-    def run(*argv: str, cwd: Path | None = None) -> Outcome:
-        out, err = io.StringIO(), io.StringIO()
-        context = Context(
-            stdout=out, stderr=err, stdin=io.StringIO(""),
-            env={"FERRY_HOST": ui_server.url, "PATH": os.environ.get("PATH", "")},
-            cwd=cwd or workdir, config_dir=config_dir,
-        )  # fmt: skip
-        code = main(list(argv), context)
-        return Outcome(code, out.getvalue(), err.getvalue())
-
+    run = cli_runner(ui_server.url, workdir, tmp_path / "config", PATH=os.environ.get("PATH", ""))
     token = api_token_create(user=alice, name="cli").secret
     assert run("login", "--token", token).code == 0
     return run

@@ -157,14 +157,18 @@ def settle(page: Page) -> None:
 
 
 def shoot(page: Page, name: str, address: str) -> None:
+    """The page at ``address``, settled, as docs/screenshots/<name>.png. Fails if the page
+    threw or shows an error: a picture of a broken page is no picture of the UI."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(address)
     settle(page)
-    page.screenshot(path=str(OUT / f"{name}.png"))
-    print(f"wrote {OUT / name}.png")
-    for error in errors:  # the picture is taken anyway: it shows what the page does now
-        print(f"  {address} threw: {error}")
+    picture = OUT / f"{name}.png"
+    page.screenshot(path=str(picture))
+    print(f"wrote {picture}")
+    assert not errors, f"{address} threw: {errors}"
+    assert page.locator(".state-error").count() == 0, f"{address} shows an error"
+    assert picture.stat().st_size > 0
 
 
 def test_screenshots(page: Page, alice: User, ferry: Ferry, workdir: Path, tmp_path: Path) -> None:
