@@ -128,11 +128,11 @@ GOAL_JAIN = 0.95
 @contextmanager
 def services(work: Path) -> Iterator[None]:
     """Django set up on a throw-away PostgreSQL database, migrated, and a real Redis broker."""
-    from tests.support.redis_server import test_redis
+    from tests.support.redis_server import redis_for_tests
     from tests.support.services import start_postgres_cluster
 
     with ExitStack() as stack:
-        redis_url = stack.enter_context(test_redis(work))
+        redis_url = stack.enter_context(redis_for_tests(work))
         os.environ.update(
             DJANGO_SETTINGS_MODULE="config.settings",
             FERRY_VAR_DIR=str(work / "var"),  # its secret key and lock file, not the checkout's

@@ -166,13 +166,13 @@ def wait_answering(url: str, log: Path, timeout_s: float = 180) -> None:
 
 def ferry_env(stack: ExitStack, work: Path) -> dict[str, str]:
     """The environment of a Ferry on a throw-away PostgreSQL cluster and Redis, migrated."""
-    from tests.support.redis_server import test_redis
+    from tests.support.redis_server import redis_for_tests
     from tests.support.services import start_postgres_cluster
 
     # Throw-away services whatever this shell points at: the bench writes millions of rows.
     for name in ("DATABASE_URL", "REDIS_URL"):
         os.environ.pop(name, None)
-    redis_url = stack.enter_context(test_redis(work))
+    redis_url = stack.enter_context(redis_for_tests(work))
     cluster = start_postgres_cluster()
     stack.callback(cluster.stop)
     env = dict(os.environ) | {

@@ -18,7 +18,7 @@ from accounts.services import api_token_create
 from blobs.storage import get_storage
 from config.redis_urls import celery_broker_url
 from tests.factories import UserFactory
-from tests.support.redis_server import test_redis
+from tests.support.redis_server import redis_for_tests
 from tests.support.seaweed import S3Server, start_seaweed
 from tests.support.services import is_required, start_postgres_cluster, unavailable
 
@@ -64,7 +64,7 @@ def _use_database(new: dict[str, object]) -> None:
 def _test_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
     """Point the broker and the channel layer at a test Redis, never at a running `make up`."""
     try:
-        with test_redis(Path(tmp_path_factory.mktemp("redis"))) as url:
+        with redis_for_tests(Path(tmp_path_factory.mktemp("redis"))) as url:
             _use_redis(url)
             yield url
     except Exception as exc:

@@ -29,7 +29,7 @@ def own_database(url: str) -> str:
 
 
 @contextmanager
-def test_redis(workdir: Path) -> Iterator[str]:
+def redis_for_tests(workdir: Path) -> Iterator[str]:
     """Yield the URL of a Redis server that answers, stopping it afterwards if we started it."""
     external = os.environ.get("REDIS_URL")
     if external:
